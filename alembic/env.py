@@ -1,0 +1,67 @@
+"""Alembic environment: async engine, the same migrations on PostgreSQL and SQLite.
+
+The URL comes from ``config.attributes["database_url"]`` when the app runs the migrations, else
+from the settings. SQLite gets batch mode so ALTERs become table rebuilds.
+"""
+
+import asyncio
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from src.config import Settings
+from src.database import create_engine, is_sqlite
+from src.models import Base
+
+config = context.config
+if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+target_metadata = Base.metadata
+
+
+def _database_url() -> str:
+    url = config.attributes.get("database_url")
+    return str(url) if url else Settings().effective_database_url
+
+
+def _configure(connection: Connection | None = None, url: str | None = None) -> None:
+    database_url = url or _database_url()
+    context.configure(
+        connection=connection,
+        url=None if connection is not None else database_url,
+        target_metadata=target_metadata,
+        render_as_batch=is_sqlite(database_url),
+        compare_type=True,
+        compare_server_default=True,
+        literal_binds=connection is None,
+    )
+
+
+def run_migrations_offline() -> None:
+    _configure(url=_database_url())
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _run_sync(connection: Connection) -> None:
+    _configure(connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_migrations_online() -> None:
+    engine = create_engine(_database_url())
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run_sync)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    asyncio.run(run_migrations_online())

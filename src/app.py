@@ -1,0 +1,196 @@
+"""The application factory: settings in, a wired FastAPI app out.
+
+``create_app(settings)`` registers the routers, the error handlers, the middleware and the
+lifespan that builds (and on shutdown disposes) the database engine and the object storage. Nothing
+is created at import time, so tests and workers each build their own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, status
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+
+from src import __version__
+from src.auth.router import router as auth_router
+from src.config import Settings
+from src.dashboard.router import router as dashboard_router
+from src.database import create_engine, create_sessionmaker
+from src.exceptions import ErrorCode, ErrorOut, error_response, install_error_handlers
+from src.middleware import RequestContextMiddleware
+from src.sampleFileUpload.router import router as files_router
+from src.storage import build_storage
+from src.study.config import StudyConfig
+from src.study.router import router as study_router
+from src.study.router import samples_router
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+DOCS_ASSETS = "/static/docs"
+
+DESCRIPTION = """
+MOSAIC: deposit sequencing studies (study metadata, a sample sheet and FASTQ files per sample),
+have them reviewed and published with an accession, and search and download what is public.
+
+Errors are always `{"code", "detail", "request_id", "errors"?}` with a stable `code`.
+Authenticate with **Authorize** (email and password), or send `Authorization: Bearer <token>`.
+Large files: use the resumable tus 1.0 endpoint under `/api/v1/uploads`.
+"""
+
+TAGS = [
+    {"name": "service", "description": "Liveness and readiness."},
+    {"name": "auth", "description": "Accounts, tokens and roles."},
+    {"name": "studies", "description": "Studies: lifecycle, review, members, audit trail."},
+    {"name": "samples", "description": "Samples of a study, checked against the checklist."},
+    {"name": "sample-sheets", "description": "Sample sheets: templates, validation, import."},
+    {"name": "files", "description": "Sequence files: uploads, validation, downloads."},
+    {"name": "uploads", "description": "Resumable uploads (tus 1.0)."},
+    {"name": "dashboard", "description": "Where submissions stand; public statistics."},
+]
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = create_engine(settings.effective_database_url)
+    storage = build_storage(settings)
+    await storage.startup()
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.storage = storage
+    logger.info(
+        "MOSAIC %s started",
+        __version__,
+        extra={"environment": settings.environment, "storage": settings.storage_backend},
+    )
+    try:
+        yield
+    finally:
+        await storage.close()
+        await engine.dispose()
+
+
+service_router = APIRouter(tags=["service"])
+
+
+@service_router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: 200 while the process runs."""
+    return {"status": "ok"}
+
+
+@service_router.get("/readyz", responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"model": ErrorOut}})
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: 200 when the database and the storage answer, else 503 naming what failed."""
+    checks: dict[str, str] = {}
+    try:
+        async with request.app.state.sessionmaker() as session:
+            await session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        logger.warning("readiness: database unavailable: %s", exc)
+        checks["database"] = "unavailable"
+    try:
+        await request.app.state.storage.ping()
+        checks["storage"] = "ok"
+    except Exception as exc:
+        logger.warning("readiness: storage unavailable: %s", exc)
+        checks["storage"] = "unavailable"
+    failing = [name for name, state in checks.items() if state != "ok"]
+    if failing:
+        return error_response(
+            503,
+            ErrorCode.SERVICE_UNAVAILABLE,
+            f"Not ready: {', '.join(failing)} unavailable.",
+            errors=[{"component": name, "status": checks[name]} for name in failing],
+        )
+    return JSONResponse({"status": "ok", "checks": checks})
+
+
+def _docs_routes(app: FastAPI) -> None:
+    """Swagger UI and ReDoc from assets served by the app itself: no CDN, works offline."""
+    assets = files("fastapi_offline") / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API docs",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            swagger_ui_parameters={"persistAuthorization": True},
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API reference",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
+
+
+def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
+    """Build the application. With no settings, they are read from the environment."""
+    settings = settings or Settings(**overrides)
+    app = FastAPI(
+        title="MOSAIC",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        responses={422: {"model": ErrorOut}},
+    )
+    app.state.settings = settings
+    app.state.study_config = StudyConfig()
+    install_error_handlers(app)
+    app.include_router(service_router)
+    app.include_router(auth_router, prefix=API_PREFIX)
+    # Before the study routes: /samples/export must win over /samples/{sample_id}.
+    app.include_router(files_router, prefix=API_PREFIX)
+    app.include_router(study_router, prefix=API_PREFIX)
+    app.include_router(samples_router, prefix=API_PREFIX)
+    app.include_router(dashboard_router, prefix=API_PREFIX)
+    _docs_routes(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=[
+                "X-Request-ID",
+                "ETag",
+                "Location",
+                "Content-Disposition",
+                "Upload-Offset",
+                "Upload-Length",
+                "Upload-Expires",
+                "Upload-File-Id",
+                "Tus-Version",
+                "Tus-Resumable",
+                "Tus-Extension",
+                "Tus-Max-Size",
+                "Tus-Checksum-Algorithm",
+            ],
+        )
+    # Outermost, so every response (CORS preflights and errors included) gets a request id.
+    app.add_middleware(RequestContextMiddleware)
+    return app

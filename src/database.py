@@ -1,0 +1,157 @@
+"""The database: async engine and session factory (built in the app's lifespan), the declarative
+Base with a constraint naming convention, and the per-request session dependency.
+
+One request is one transaction: the session dependency commits after the route returns and before
+the response is sent, so a failed commit is reported as a failure, never as success.
+PostgreSQL runs through asyncpg; SQLite through aiosqlite with WAL, foreign keys and a busy
+timeout, and with SQLAlchemy driving BEGIN (IMMEDIATE) itself so savepoints work and concurrent
+writers queue instead of failing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from fastapi import Request
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import ConnectionPoolEntry
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+logger = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every model; constraint names follow NAMING_CONVENTION."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: DateTime(timezone=True)}
+
+
+class UUIDPrimaryKey:
+    """Mixin: a UUID primary key generated in Python (same on both databases)."""
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+
+
+class Timestamps:
+    """Mixin: created_at / updated_at in UTC."""
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy emit BEGIN itself: pysqlite's implicit transactions break savepoints.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # IMMEDIATE takes the write lock up front: a deferred transaction that reads first and
+        # writes later fails at once (SQLITE_BUSY_SNAPSHOT) when another connection wrote in
+        # between, instead of waiting. SQLite thus serialises transactions, which suits the
+        # embedded default; routes that stream large bodies do not hold a transaction meanwhile.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """Build the async engine for DATABASE_URL; for SQLite, create the file's folder first."""
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, echo=echo)
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+AfterCommit = Callable[[], Awaitable[None]]
+_AFTER_COMMIT = "after_commit"
+
+
+def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run ``callback`` once this request's transaction has committed, never if it rolls back.
+
+    For effects outside the database that must not happen unless the rows are gone too, such as
+    removing a deleted study's stored objects.
+    """
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+async def run_after_commit(session: AsyncSession) -> None:
+    callbacks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT, [])
+    for callback in callbacks:
+        try:
+            await callback()
+        except Exception:
+            # The transaction is committed; a failed clean-up is logged, not reported as failure.
+            logger.exception("after-commit callback failed")
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session and one transaction per request, committed when the route has returned."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            session.info.pop(_AFTER_COMMIT, None)
+            await session.rollback()
+            raise
+        await session.commit()
+        await run_after_commit(session)
+
+
+def upgrade_database(url: str, revision: str = "head") -> None:
+    """Run the Alembic migrations up to ``revision``. Blocking: call it from a thread or a CLI."""
+    from alembic import command
+    from alembic.config import Config
+
+    root = Path(__file__).resolve().parent.parent
+    config = Config(str(root / "alembic.ini"))
+    config.set_main_option("script_location", str(root / "alembic"))
+    config.attributes["database_url"] = url
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, revision)

@@ -1,0 +1,42 @@
+"""Shared dependencies: the request's database session, paging, and (from auth) the caller.
+
+Routes declare what they need with these ``Annotated`` aliases; loading and authorising happen
+here, once, never repeated in a route.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from src.database import get_session
+
+MAX_PAGE_SIZE = 100
+
+# scope="function": the transaction commits when the route returns, before the response is sent.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+@dataclass(frozen=True)
+class Page:
+    """Validated ``?page=&page_size=``, with the SQL offset it implies."""
+
+    page: int
+    page_size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+async def paging(
+    page: Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")] = 1,
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="items per page")] = 20,
+) -> Page:
+    return Page(page=page, page_size=page_size)
+
+
+PageDep = Annotated[Page, Depends(paging)]

@@ -1,0 +1,133 @@
+"""The error model: every refusal is an ``AppError`` subclass with a status and a stable code.
+
+One handler renders them all as ``{"code", "detail", "request_id", "errors"?}``, and the same
+envelope is used for unknown routes, wrong methods, malformed input and unexpected failures, so a
+client only ever parses one error shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from src.logging import request_id_var
+
+
+class ErrorCode(StrEnum):
+    """Codes of the kernel; each domain adds its own in its constants.py."""
+
+    NOT_FOUND = "NOT_FOUND"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    VALIDATION_ERROR = "VALIDATION_ERROR"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    HTTP_ERROR = "HTTP_ERROR"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+
+
+class ErrorOut(BaseModel):
+    """The error envelope, for OpenAPI."""
+
+    code: str
+    detail: str
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class AppError(Exception):
+    """Base of every domain refusal. Subclasses set ``status_code``, ``code`` and ``message``."""
+
+    status_code: ClassVar[int] = 400
+    code: ClassVar[str] = "BAD_REQUEST"
+    message: ClassVar[str] = "The request was refused."
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: Sequence[Mapping[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.detail = detail or self.message
+        self.errors = [dict(e) for e in errors] if errors is not None else None
+        self.headers = dict(headers) if headers else None
+        super().__init__(self.detail)
+
+
+def error_response(
+    status_code: int,
+    code: str,
+    detail: str,
+    *,
+    errors: Sequence[Mapping[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """Render the envelope; used by every handler below and by raw ASGI paths."""
+    body: dict[str, Any] = {"code": code, "detail": detail, "request_id": request_id_var.get()}
+    if errors is not None:
+        body["errors"] = list(errors)
+    return JSONResponse(body, status_code=status_code, headers=dict(headers) if headers else None)
+
+
+def _http_code(status_code: int) -> str:
+    if status_code == 404:
+        return ErrorCode.NOT_FOUND
+    if status_code == 405:
+        return ErrorCode.METHOD_NOT_ALLOWED
+    if status_code == 413:
+        return ErrorCode.PAYLOAD_TOO_LARGE
+    return ErrorCode.HTTP_ERROR
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors():
+        out.append(
+            {
+                "loc": [str(part) for part in err.get("loc", ())],
+                "code": str(err.get("type", "invalid")),
+                "message": str(err.get("msg", "invalid value")),
+            }
+        )
+    return out
+
+
+async def _app_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return error_response(
+        exc.status_code, exc.code, exc.detail, errors=exc.errors, headers=exc.headers
+    )
+
+
+async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "No such route."
+    return error_response(exc.status_code, _http_code(exc.status_code), detail, headers=exc.headers)
+
+
+async def _validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(
+        422,
+        ErrorCode.VALIDATION_ERROR,
+        "The request is malformed; see errors.",
+        errors=_validation_errors(exc),
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the one envelope for every kind of failure."""
+    app.add_exception_handler(AppError, _app_error_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error_handler)
+    # Unexpected exceptions are answered by RequestContextMiddleware (src/middleware.py).

@@ -1,0 +1,62 @@
+"""Settings: safe defaults for a developer, refusal of unsafe production settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from main import main as cli_main
+from src.config import Settings
+
+
+def make(**values: object) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+class TestDefaults:
+    def test_nothing_set_means_sqlite_and_local_storage_under_data(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        for name in ("DATABASE_URL", "DATA_DIR", "HOST", "PORT", "STORAGE_BACKEND", "LOG_FORMAT"):
+            monkeypatch.delenv(name, raising=False)
+        settings = make()
+        assert settings.effective_database_url == "sqlite+aiosqlite:///data/mosaic.db"
+        assert settings.storage_backend == "local"
+        assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+        assert settings.log_format == "console"
+        assert settings.cors_origins == []
+
+    def test_development_secret_is_generated_once_and_kept(self, tmp_path: Path) -> None:
+        first = make(data_dir=tmp_path).jwt_secret
+        second = make(data_dir=tmp_path).jwt_secret
+        assert first == second
+        assert len(first) >= 32
+        assert (tmp_path / ".secret_key").stat().st_mode & 0o077 == 0
+
+    def test_cors_origins_from_a_comma_list(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
+        assert make().cors_origins == ["https://a.example", "https://b.example"]
+
+
+class TestProduction:
+    @pytest.mark.parametrize("secret", ["", "changeme", "secret", "short-but-random"])
+    def test_placeholder_or_weak_secret_refuses_to_start(self, secret: str) -> None:
+        with pytest.raises(ValidationError, match="SECRET_KEY"):
+            make(environment="production", secret_key=secret)
+
+    def test_a_real_secret_is_accepted(self) -> None:
+        settings = make(environment="production", secret_key="x" * 48)
+        assert settings.jwt_secret == "x" * 48
+
+    def test_the_cli_stops_with_a_clear_message(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        monkeypatch.setenv("ENVIRONMENT", "production")
+        monkeypatch.setenv("SECRET_KEY", "changeme")
+        with pytest.raises(SystemExit) as stopped:
+            cli_main(["migrate"])
+        assert stopped.value.code == 2
+        assert "SECRET_KEY" in capsys.readouterr().err

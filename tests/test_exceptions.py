@@ -1,0 +1,108 @@
+"""Every failure answers with the one envelope, a stable code and the request id."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from src.exceptions import AppError
+
+
+class TeapotError(AppError):
+    status_code = 418
+    code = "TEAPOT"
+    message = "I am a teapot."
+
+
+class Payload(BaseModel):
+    count: int
+
+
+@pytest.fixture
+def app_with_test_routes(app: FastAPI) -> FastAPI:
+    async def boom() -> None:
+        raise RuntimeError("secret internals: password=hunter2")
+
+    async def refuse() -> None:
+        raise TeapotError(errors=[{"field": "x"}], headers={"Retry-After": "3"})
+
+    async def echo(payload: Payload) -> Payload:
+        return payload
+
+    app.add_api_route("/test/boom", boom, methods=["GET"])
+    app.add_api_route("/test/refuse", refuse, methods=["GET"])
+    app.add_api_route("/test/echo", echo, methods=["POST"])
+    return app
+
+
+def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["code"] == code
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    assert body["request_id"] == response.headers["x-request-id"]
+    return dict(body)
+
+
+class TestEnvelope:
+    async def test_unknown_route_is_404(self, client: httpx.AsyncClient) -> None:
+        assert_envelope(await client.get("/no/such/route"), 404, "NOT_FOUND")
+
+    async def test_wrong_method_is_405(self, client: httpx.AsyncClient) -> None:
+        response = await client.delete("/healthz")
+        assert_envelope(response, 405, "METHOD_NOT_ALLOWED")
+        assert "GET" in response.headers["allow"]
+
+    async def test_malformed_body_is_422_with_each_error(
+        self, app_with_test_routes: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        response = await client.post("/test/echo", json={"count": "many"})
+        body = assert_envelope(response, 422, "VALIDATION_ERROR")
+        assert body["errors"] == [
+            {
+                "loc": ["body", "count"],
+                "code": "int_parsing",
+                "message": "Input should be a valid integer, unable to parse string as an integer",
+            }
+        ]
+
+    async def test_broken_json_is_422(
+        self, app_with_test_routes: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        response = await client.post(
+            "/test/echo", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert_envelope(response, 422, "VALIDATION_ERROR")
+
+    async def test_app_error_keeps_status_code_errors_and_headers(
+        self, app_with_test_routes: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        response = await client.get("/test/refuse")
+        body = assert_envelope(response, 418, "TEAPOT")
+        assert body["detail"] == "I am a teapot."
+        assert body["errors"] == [{"field": "x"}]
+        assert response.headers["retry-after"] == "3"
+
+    async def test_unexpected_error_is_500_without_internals_and_logged_with_request_id(
+        self,
+        app_with_test_routes: FastAPI,
+        client: httpx.AsyncClient,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        with caplog.at_level(logging.ERROR):
+            response = await client.get("/test/boom", headers={"X-Request-ID": "trace-me"})
+        body = assert_envelope(response, 500, "INTERNAL_ERROR")
+        assert "hunter2" not in response.text
+        assert "Traceback" not in response.text
+        assert body["request_id"] == "trace-me"
+        logged = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert logged
+        assert logged[0].exc_info is not None
+        assert "hunter2" in str(logged[0].exc_info[1])
+        assert getattr(logged[0], "request_id", None) == "trace-me"
