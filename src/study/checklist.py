@@ -1,0 +1,612 @@
+"""The sample checklist: one rule set for samples sent as JSON and for sample-sheet rows.
+
+The fields, their sheet headers, aliases, types and vocabularies are data (``FIELDS``), served as
+they are by ``GET /api/v1/sample-sheets/checklist`` through :func:`checklist_fields`. A whole
+sample is checked with :func:`validate_sample`, which never raises and collects every error and
+warning with a stable :class:`ChecklistCode`; one field is checked with :func:`normalise_field`,
+which raises :class:`ChecklistError`, and :func:`pydantic_check` wraps it for a Pydantic
+``field_validator`` so a JSON sample is refused with the same codes a sheet row gets. Values are
+kept as the user wrote them, trimmed (line endings become ``\\n``); only the sex vocabulary and
+known organism names are normalised, and every normalisation is reported as a ``NORMALISED``
+warning.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from pydantic_core import PydanticCustomError
+
+from src.study.constants import ChecklistCode
+
+MAX_TEXT_LENGTH = 1024
+MAX_SAMPLE_ID_LENGTH = 64
+SAMPLE_ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+SEX_VALUES = (
+    "female",
+    "male",
+    "mixed",
+    "hermaphrodite",
+    "unknown",
+    "not applicable",
+    "not collected",
+)
+# Keys are compared after lower-casing and turning "_" and "-" into spaces.
+_SEX_ALIASES: dict[str, str] = {
+    **{value: value for value in SEX_VALUES},
+    "f": "female",
+    "fem": "female",
+    "m": "male",
+    "mix": "mixed",
+    "pooled": "mixed",
+    "both": "mixed",
+    "herm": "hermaphrodite",
+    "hermaphroditic": "hermaphrodite",
+    "u": "unknown",
+    "unk": "unknown",
+    "na": "not applicable",
+    "n/a": "not applicable",
+    "n.a.": "not applicable",
+    "not provided": "not collected",
+    "nc": "not collected",
+}
+
+# Common model organisms: the scientific name in canonical case. Common names are normalised too
+# (reported), so a dashboard's breakdown by organism does not split "mouse" from "Mus musculus".
+_ORGANISMS: dict[str, tuple[str, ...]] = {
+    "Homo sapiens": ("human", "h. sapiens", "h sapiens"),
+    "Mus musculus": ("mouse", "m. musculus", "m musculus", "house mouse"),
+    "Rattus norvegicus": ("rat", "r. norvegicus", "brown rat", "norway rat"),
+    "Danio rerio": ("zebrafish", "d. rerio", "zebra fish"),
+    "Drosophila melanogaster": ("fly", "fruit fly", "fruitfly", "d. melanogaster"),
+    "Caenorhabditis elegans": ("worm", "nematode", "c. elegans", "c elegans"),
+    "Saccharomyces cerevisiae": ("yeast", "baker's yeast", "budding yeast", "s. cerevisiae"),
+    "Schizosaccharomyces pombe": ("fission yeast", "s. pombe"),
+    "Arabidopsis thaliana": ("arabidopsis", "thale cress", "a. thaliana"),
+    "Escherichia coli": ("e. coli", "e.coli", "e coli"),
+}
+_ORGANISM_LOOKUP: dict[str, str] = {}
+for _name, _aliases in _ORGANISMS.items():
+    for _alias in (_name, *_aliases):
+        _ORGANISM_LOOKUP[" ".join(_alias.casefold().split())] = _name
+
+_ISO_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+_DAY_FIRST_OR_MONTH_FIRST = re.compile(r"(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2}|\d{4})")
+_YEAR_FIRST = re.compile(r"(\d{4})[/.](\d{1,2})[/.](\d{1,2})")
+_POSITIVE_INTEGER = re.compile(r"\+?[0-9]+")
+# C0 and C1 control characters except tab and newline (carriage returns are turned into newlines),
+# lone surrogates (a JSON "\\ud800" escape) and U+FFFE/U+FFFF, which no sheet format can store.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+class FieldType:
+    """The ``type`` each checklist field declares."""
+
+    IDENTIFIER = "identifier"
+    TEXT = "text"
+    ORGANISM = "organism"
+    VOCABULARY = "vocabulary"
+    DATE = "date"
+    INTEGER = "integer"
+
+
+@dataclass(frozen=True, slots=True)
+class ChecklistField:
+    """One field of the checklist, as data."""
+
+    name: str
+    header: str
+    aliases: tuple[str, ...]
+    required: bool
+    type: str
+    description: str
+    example: str
+    allowed_values: tuple[str, ...] | None = None
+    max_length: int = MAX_TEXT_LENGTH
+
+    def as_dict(self) -> dict[str, Any]:
+        """The field as served by the checklist endpoint."""
+        return {
+            "name": self.name,
+            "header": self.header,
+            "aliases": list(self.aliases),
+            "required": self.required,
+            "type": self.type,
+            "allowed_values": list(self.allowed_values) if self.allowed_values else None,
+            "max_length": self.max_length,
+            "description": self.description,
+            "example": self.example,
+        }
+
+
+FIELDS: tuple[ChecklistField, ...] = (
+    ChecklistField(
+        "sample",
+        "Sample",
+        ("Sample name", "Sample title"),
+        False,
+        FieldType.TEXT,
+        "Display name of the sample; defaults to sample_id.",
+        "Liver, mouse 1",
+    ),
+    ChecklistField(
+        "sample_id",
+        "Sample_ID",
+        ("Sample ID", "SampleID", "Sample identifier", "Sample alias"),
+        True,
+        FieldType.IDENTIFIER,
+        "Identifier of the sample, unique in the study ignoring case: 1-64 characters among "
+        "A-Z a-z 0-9 _ . -",
+        "LIV_M1",
+        max_length=MAX_SAMPLE_ID_LENGTH,
+    ),
+    ChecklistField(
+        "sample_group",
+        "SampleGroup",
+        ("Sample group", "Group"),
+        False,
+        FieldType.TEXT,
+        "Group or condition the sample belongs to.",
+        "control",
+    ),
+    ChecklistField(
+        "sample_project",
+        "Sample_Project",
+        ("Sample project", "Project"),
+        False,
+        FieldType.TEXT,
+        "Project the sample was prepared for.",
+        "Liver atlas",
+    ),
+    ChecklistField(
+        "description",
+        "Description",
+        ("Sample description",),
+        False,
+        FieldType.TEXT,
+        "Free-text description of the sample.",
+        "Left lobe, snap-frozen",
+    ),
+    ChecklistField(
+        "organism",
+        "Organism",
+        ("Species", "Scientific name"),
+        True,
+        FieldType.ORGANISM,
+        "Scientific name of the organism; known names and common names (human, mouse, rat, "
+        "zebrafish, fly, worm, yeast, arabidopsis, E. coli) are normalised to the canonical "
+        "scientific name, other names are kept as written.",
+        "Mus musculus",
+        allowed_values=tuple(_ORGANISMS),
+    ),
+    ChecklistField(
+        "tissue",
+        "Tissue",
+        ("Tissue type", "Organism part"),
+        False,
+        FieldType.TEXT,
+        "Tissue or organ the sample was taken from.",
+        "liver",
+    ),
+    ChecklistField(
+        "sex",
+        "Sex",
+        ("Gender",),
+        False,
+        FieldType.VOCABULARY,
+        "Sex of the organism; aliases such as F, M, Female, MALE, na are normalised.",
+        "female",
+        allowed_values=SEX_VALUES,
+    ),
+    ChecklistField(
+        "cell_line",
+        "Cell_Line",
+        ("Cell line name",),
+        False,
+        FieldType.TEXT,
+        "Cell line, if the sample is one.",
+        "",
+    ),
+    ChecklistField(
+        "mouse_model",
+        "Mouse_Model",
+        ("Mouse strain",),
+        False,
+        FieldType.TEXT,
+        "Mouse model or strain.",
+        "C57BL/6J",
+    ),
+    ChecklistField(
+        "biomaterial_provider",
+        "Biomaterial_Provider",
+        ("Provider",),
+        False,
+        FieldType.TEXT,
+        "Lab or company that provided the biological material.",
+        "Charles River",
+    ),
+    ChecklistField(
+        "date_sample_prep",
+        "Date_Sample_Prep",
+        ("Sample prep date", "Date of sample preparation", "Prep date"),
+        False,
+        FieldType.DATE,
+        "Date the sample was prepared: YYYY-MM-DD, YYYY-MM or YYYY; not in the future. Forms "
+        "such as 03/04/2022 are refused as ambiguous.",
+        "2024-03-15",
+    ),
+    ChecklistField(
+        "biological_repeat",
+        "Biological_Repeat",
+        ("Biological replicate", "Replicate", "Bio rep"),
+        False,
+        FieldType.INTEGER,
+        "Biological replicate number: a positive integer.",
+        "1",
+    ),
+)
+FIELDS_BY_NAME: dict[str, ChecklistField] = {f.name: f for f in FIELDS}
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
+SHEET_HEADERS: tuple[str, ...] = tuple(f.header for f in FIELDS)
+# In check_resolved's cells: an attribute the caller named as such (no UNKNOWN_COLUMN warning).
+EXPLICIT_ATTRIBUTE = "attributes"
+
+
+def header_key(header: str) -> str:
+    """A header as compared: case-folded, without spaces, ``_`` and ``-``."""
+    return "".join(ch for ch in header.casefold() if ch not in " _-\t")
+
+
+_HEADER_LOOKUP: dict[str, str] = {}
+for _field in FIELDS:
+    for _spelling in (_field.name, _field.header, *_field.aliases):
+        _key = header_key(_spelling)
+        if _HEADER_LOOKUP.get(_key, _field.name) != _field.name:
+            raise RuntimeError(f"checklist alias {_spelling!r} is ambiguous")
+        _HEADER_LOOKUP[_key] = _field.name
+
+
+def match_header(header: str) -> str | None:
+    """The checklist field a header names (``Sample_ID``, ``sample id``, ``SampleID``), or None."""
+    return _HEADER_LOOKUP.get(header_key(header))
+
+
+def checklist_fields() -> list[dict[str, Any]]:
+    """The checklist as JSON-able data, for ``GET /api/v1/sample-sheets/checklist``."""
+    return [f.as_dict() for f in FIELDS]
+
+
+def example_sample() -> dict[str, str]:
+    """One valid sample, by API field name (the template's example row)."""
+    return {f.name: f.example for f in FIELDS if f.example}
+
+
+class ChecklistError(ValueError):
+    """One field's value breaks a checklist rule."""
+
+    def __init__(self, code: ChecklistCode, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """An error or warning about one field: the field or column as the user named it."""
+
+    field: str
+    code: str
+    message: str
+    value: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "field": self.field,
+            "code": self.code,
+            "message": self.message,
+            "value": self.value,
+        }
+
+
+@dataclass(slots=True)
+class SampleCheck:
+    """The result of :func:`validate_sample`.
+
+    ``values`` holds every checklist field by API name (None when absent or invalid;
+    ``biological_repeat`` as an int), ``attributes`` the unknown fields as strings.
+    """
+
+    values: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, str] = field(default_factory=dict)
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        """True when there is no error (warnings are allowed)."""
+        return not self.errors
+
+
+def _short(value: object) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def as_text(value: object) -> str | None:
+    """A raw value as trimmed text, or None when blank. Raises ChecklistError for lists, dicts.
+
+    Whole floats lose their ``.0`` (a spreadsheet's 3.0 is 3); dates become ISO strings.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bool):
+        raise ChecklistError(ChecklistCode.INVALID_TYPE, "expected text, got true/false")
+    elif isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, float):
+        text = str(int(value)) if value.is_integer() else repr(value)
+    elif isinstance(value, datetime):
+        text = value.date().isoformat() if value.time() == datetime.min.time() else str(value)
+    elif isinstance(value, date):
+        text = value.isoformat()
+    else:
+        raise ChecklistError(ChecklistCode.INVALID_TYPE, "expected text, got a nested value")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.strip()
+    return text or None
+
+
+def _check_text(text: str, limit: int = MAX_TEXT_LENGTH) -> None:
+    if len(text) > limit:
+        raise ChecklistError(
+            ChecklistCode.TOO_LONG,
+            f"the value has {len(text)} characters; at most {limit} are allowed",
+        )
+    if _CONTROL.search(text):
+        raise ChecklistError(
+            ChecklistCode.CONTROL_CHARACTER, "the value contains a control character"
+        )
+
+
+def _today() -> date:
+    # A day of slack: a user east of UTC may already be on tomorrow's date.
+    return datetime.now(UTC).date() + timedelta(days=1)
+
+
+def _parse_date(text: str, today: date) -> str:
+    match = _ISO_DATE.fullmatch(text)
+    if match is None:
+        ambiguous = _DAY_FIRST_OR_MONTH_FIRST.fullmatch(text)
+        if ambiguous:
+            first, second = int(ambiguous[1]), int(ambiguous[2])
+            if first <= 12 and second <= 12 and first != second:
+                raise ChecklistError(
+                    ChecklistCode.AMBIGUOUS_DATE,
+                    f"{text!r} could be day/month or month/day; write it as YYYY-MM-DD",
+                )
+        year_first = _YEAR_FIRST.fullmatch(text)
+        hint = ""
+        if year_first:
+            suggestion = f"{year_first[1]}-{int(year_first[2]):02d}-{int(year_first[3]):02d}"
+            hint = f" (did you mean {suggestion}?)"
+        raise ChecklistError(
+            ChecklistCode.INVALID_DATE,
+            f"{_short(text)!r} is not a date as YYYY-MM-DD, YYYY-MM or YYYY{hint}",
+        )
+    year, month, day = int(match[1]), match[2], match[3]
+    try:
+        first_day = date(year, int(month) if month else 1, int(day) if day else 1)
+    except ValueError:
+        raise ChecklistError(ChecklistCode.INVALID_DATE, f"{text!r} is not a real date") from None
+    if year < 1000:
+        raise ChecklistError(ChecklistCode.INVALID_DATE, f"{text!r} is not a plausible year")
+    if first_day > today:
+        raise ChecklistError(ChecklistCode.DATE_IN_FUTURE, f"{text!r} is in the future")
+    return text
+
+
+def _parse_positive_integer(value: object, text: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif _POSITIVE_INTEGER.fullmatch(text) and len(text) <= 18:
+        number = int(text)
+    else:
+        raise ChecklistError(
+            ChecklistCode.INVALID_INTEGER, f"{_short(text)!r} is not a positive whole number"
+        )
+    if number < 1:
+        raise ChecklistError(ChecklistCode.INVALID_INTEGER, f"{number} is not a positive number")
+    return number
+
+
+def normalise_field(
+    name: str, value: object, *, today: date | None = None
+) -> tuple[Any, Issue | None]:
+    """Check and normalise one checklist field (by API name).
+
+    Returns ``(value, warning)``: the value to store (None when blank; an int for
+    ``biological_repeat``) and a ``NORMALISED`` warning when it differs from what was written.
+    Raises :class:`ChecklistError` when the value breaks a rule (``REQUIRED`` for a blank
+    required field). ``today`` is for tests.
+    """
+    spec = FIELDS_BY_NAME[name]
+    text = as_text(value)
+    if text is None:
+        if spec.required:
+            raise ChecklistError(ChecklistCode.REQUIRED, "a value is required")
+        return None, None
+    if spec.type == FieldType.IDENTIFIER:
+        if not SAMPLE_ID_PATTERN.fullmatch(text):
+            raise ChecklistError(
+                ChecklistCode.INVALID_SAMPLE_ID,
+                f"{_short(text)!r} must be 1-{MAX_SAMPLE_ID_LENGTH} characters among "
+                "A-Z a-z 0-9 _ . -",
+            )
+        return text, None
+    _check_text(text, spec.max_length)
+    if spec.type == FieldType.INTEGER:
+        return _parse_positive_integer(value, text), None
+    if spec.type == FieldType.DATE:
+        return _parse_date(text, today or _today()), None
+    if spec.type == FieldType.VOCABULARY:
+        canonical = _SEX_ALIASES.get(" ".join(text.casefold().replace("_", " ").split()))
+        if canonical is None and "-" in text:
+            canonical = _SEX_ALIASES.get(" ".join(text.casefold().replace("-", " ").split()))
+        if canonical is None:
+            raise ChecklistError(
+                ChecklistCode.INVALID_SEX,
+                f"{_short(text)!r} is not one of: {', '.join(SEX_VALUES)}",
+            )
+        return canonical, _normalised(spec, text, canonical)
+    if spec.type == FieldType.ORGANISM:
+        canonical = _ORGANISM_LOOKUP.get(" ".join(text.casefold().split()))
+        if canonical is None:
+            return text, None
+        return canonical, _normalised(spec, text, canonical)
+    return text, None
+
+
+def _normalised(spec: ChecklistField, text: str, canonical: str) -> Issue | None:
+    if text == canonical:
+        return None
+    return Issue(
+        spec.name,
+        ChecklistCode.NORMALISED,
+        f'{spec.name} "{_short(text)}" -> "{canonical}"',
+        text,
+    )
+
+
+def pydantic_check(name: str, value: object) -> Any:
+    """:func:`normalise_field` for a Pydantic ``field_validator(mode="before")``.
+
+    Errors become ``PydanticCustomError`` whose type is the checklist code, so the 422 envelope's
+    ``errors[].code`` carries ``INVALID_SEX`` and friends. The normalisation warning is dropped;
+    call :func:`validate_sample` where warnings must be reported.
+    """
+    try:
+        normalised, _ = normalise_field(name, value)
+    except ChecklistError as exc:
+        raise PydanticCustomError(str(exc.code), exc.message) from None
+    return normalised
+
+
+def validate_sample(
+    raw: Mapping[str, object],
+    *,
+    today: date | None = None,
+    report_unknown: bool = True,
+) -> SampleCheck:
+    """Check one sample given by API field names or sheet headers (any spelling ``match_header``
+    accepts). Unknown keys go to ``attributes`` (with an ``UNKNOWN_COLUMN`` warning unless
+    ``report_unknown`` is False); an ``attributes`` key holding a flat mapping is merged in without
+    warning. Issues name the field as the key was written. Never raises.
+    """
+    resolved: list[tuple[str | None, str, object]] = []
+    for key, value in raw.items():
+        if key == "attributes" and isinstance(value, Mapping):
+            resolved.extend((EXPLICIT_ATTRIBUTE, str(k), v) for k, v in value.items())
+            continue
+        resolved.append((match_header(key), key, value))
+    return check_resolved(resolved, today=today, report_unknown=report_unknown)
+
+
+def check_resolved(
+    cells: Iterable[tuple[str | None, str, object]],
+    *,
+    today: date | None = None,
+    report_unknown: bool = True,
+) -> SampleCheck:
+    """The core of :func:`validate_sample`, for callers that matched headers once already.
+
+    ``cells`` are ``(field name, key as written, value)``; a name of None is an unknown column
+    (an attribute, reported) and :data:`EXPLICIT_ATTRIBUTE` an attribute given as such (silent).
+    """
+    check = SampleCheck()
+    values: dict[str, Any] = dict.fromkeys(FIELD_NAMES)
+    seen: dict[str, str] = {}
+    when = today or _today()
+    for name, key, value in cells:
+        if name is None or name == EXPLICIT_ATTRIBUTE:
+            _add_attribute(check, key, value, report_unknown and name is None)
+            continue
+        if name in seen:
+            check.errors.append(
+                Issue(
+                    key,
+                    ChecklistCode.DUPLICATE_FIELD,
+                    f"{key!r} and {seen[name]!r} both give {name}",
+                    _short(value) if value is not None else None,
+                )
+            )
+            continue
+        seen[name] = key
+        try:
+            normalised, warning = normalise_field(name, value, today=when)
+        except ChecklistError as exc:
+            check.errors.append(Issue(key, exc.code, f"{key}: {exc.message}", _value_text(value)))
+            continue
+        values[name] = normalised
+        if warning is not None:
+            check.warnings.append(
+                Issue(
+                    key, warning.code, f'{key} "{warning.value}" -> "{normalised}"', warning.value
+                )
+            )
+    for spec in FIELDS:
+        if spec.required and spec.name not in seen:
+            check.errors.append(
+                Issue(spec.name, ChecklistCode.REQUIRED, f"{spec.name}: a value is required")
+            )
+    if values["sample"] is None:
+        values["sample"] = values["sample_id"]
+    check.values = values
+    return check
+
+
+def _value_text(value: object) -> str | None:
+    if value is None:
+        return None
+    return _short(value if isinstance(value, str) else str(value))
+
+
+def _add_attribute(check: SampleCheck, key: str, value: object, report: bool) -> None:
+    name = key.strip()
+    try:
+        text = as_text(value)
+        if text is not None:
+            _check_text(text)
+    except ChecklistError as exc:
+        code = (
+            ChecklistCode.INVALID_ATTRIBUTES if exc.code == ChecklistCode.INVALID_TYPE else exc.code
+        )
+        check.errors.append(Issue(key, code, f"{key}: {exc.message}", _value_text(value)))
+        return
+    if not name:
+        if text is not None:
+            check.errors.append(
+                Issue(key, ChecklistCode.INVALID_ATTRIBUTES, "an attribute has no name", text)
+            )
+        return
+    if text is None:
+        return
+    check.attributes[name] = text
+    if report:
+        check.warnings.append(
+            Issue(
+                key,
+                ChecklistCode.UNKNOWN_COLUMN,
+                f"{key!r} is not a checklist field; kept as an attribute",
+            )
+        )
