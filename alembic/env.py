@@ -5,13 +5,14 @@ from the settings. SQLite gets batch mode so ALTERs become table rebuilds.
 """
 
 import asyncio
+from functools import partial
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 
 from src.config import Settings
-from src.database import create_engine, is_sqlite
+from src.database import create_engine, include_in_schema_comparison, is_sqlite
 from src.models import Base
 
 config = context.config
@@ -28,7 +29,13 @@ def _database_url() -> str:
 
 def _configure(connection: Connection | None = None, url: str | None = None) -> None:
     database_url = url or _database_url()
+    dialect = (
+        connection.dialect.name
+        if connection is not None
+        else make_url(database_url).get_backend_name()
+    )
     context.configure(
+        include_object=partial(include_in_schema_comparison, dialect=dialect),
         connection=connection,
         url=None if connection is not None else database_url,
         target_metadata=target_metadata,

@@ -144,6 +144,17 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         await run_after_commit(session)
 
 
+def include_in_schema_comparison(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any, *, dialect: str
+) -> bool:
+    """Alembic's ``include_object``: leave out objects that exist on another database only
+    (marked ``info={"dialect": ...}``, like the PostgreSQL trigram index)."""
+    wanted = getattr(obj, "info", {}).get("dialect") if obj is not None else None
+    if wanted is None and compare_to is not None:
+        wanted = getattr(compare_to, "info", {}).get("dialect")
+    return wanted is None or wanted == dialect
+
+
 def upgrade_database(url: str, revision: str = "head") -> None:
     """Run the Alembic migrations up to ``revision``. Blocking: call it from a thread or a CLI."""
     from alembic import command

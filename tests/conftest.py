@@ -1,16 +1,19 @@
 """Test fixtures: the schema built once from the migrations, one rolled-back transaction per test.
 
-The database is SQLite in a temporary folder, or PostgreSQL when TEST_DATABASE_URL is set (the
-test command runs the suite once each way). Each test's app shares the test's connection through a
-session joined into an outer transaction with savepoints, so a route's commit stays inside the test
-and everything is rolled back afterwards. Tests that need real processes build their own databases.
+The database is SQLite in a temporary folder, or a fresh PostgreSQL database next to
+TEST_DATABASE_URL's when that is set (the test command runs the suite once each way). Each test's
+app shares the test's connection through a session joined into an outer transaction with
+savepoints, so a route's commit stays inside the test and everything is rolled back afterwards.
+Tests that need real commits or real processes use ``scratch_database_url``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -42,25 +45,47 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("mosaic-data")
 
 
+async def create_database(base_url: str, name: str) -> str:
+    """A new, empty PostgreSQL database next to ``base_url``'s; returns its URL."""
+    admin = create_engine(base_url)
+    try:
+        async with admin.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await admin.dispose()
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(base_url: str, name: str) -> None:
+    admin = create_engine(base_url)
+    try:
+        async with admin.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+def _database_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
 @pytest.fixture(scope="session")
-def database_url(data_root: Path) -> str:
-    return os.environ.get("TEST_DATABASE_URL") or f"sqlite+aiosqlite:///{data_root / 'test.db'}"
-
-
-async def reset_database(url: str) -> None:
-    """Drop everything so the migrations start from nothing (PostgreSQL keeps state)."""
-    if is_sqlite(url):
+async def database_url(data_root: Path) -> AsyncIterator[str]:
+    """SQLite in the session's temporary folder, or a fresh PostgreSQL database created next to
+    TEST_DATABASE_URL's (so parallel runs never share, and that database is left untouched)."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base or is_sqlite(base):
+        yield base or f"sqlite+aiosqlite:///{data_root / 'test.db'}"
         return
-    engine = create_engine(url)
-    async with engine.begin() as connection:
-        await connection.execute(text("DROP SCHEMA public CASCADE"))
-        await connection.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
+    name = _database_name("mosaic_test")
+    yield await create_database(base, name)
+    await drop_database(base, name)
 
 
 @pytest.fixture(scope="session")
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await reset_database(database_url)
     await anyio.to_thread.run_sync(upgrade_database, database_url)
     engine = create_engine(database_url)
     yield engine
@@ -99,16 +124,9 @@ async def scratch_database_url(tmp_path: Path) -> AsyncIterator[str]:
     if not base or is_sqlite(base):
         yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}"
         return
-    name = f"mosaic_scratch_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base)
-    async with admin.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    async with admin.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    await admin.dispose()
+    name = _database_name("mosaic_scratch")
+    yield await create_database(base, name)
+    await drop_database(base, name)
 
 
 @pytest.fixture
@@ -122,12 +140,38 @@ def settings(data_root: Path, database_url: str, tmp_path: Path) -> Settings:
     )
 
 
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[FastAPI]:
+    """Run the app's lifespan in a task of its own, as a server would: pytest may finish an async
+    fixture in another task than it started it in, and task groups of the lifespan (background
+    jobs) must be exited by the task that entered them."""
+    started = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        async with app.router.lifespan_context(app):
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(serve())
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        waiter.cancel()
+        task.result()  # start-up failed: raise its error here
+    try:
+        yield app
+    finally:
+        stop.set()
+        await task
+
+
 @pytest.fixture
 async def app(
     settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[FastAPI]:
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
+    async with running(app):
         app.state.sessionmaker = sessionmaker
         yield app
 

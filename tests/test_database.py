@@ -3,10 +3,10 @@ one of them downgrades."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import anyio
-import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from src.database import create_engine, upgrade_database
+from src.database import create_engine, include_in_schema_comparison, upgrade_database
 from src.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +29,10 @@ def alembic_config(url: str) -> Config:
 
 
 def _differences(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    include = partial(include_in_schema_comparison, dialect=connection.dialect.name)
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_object": include}
+    )
     return list(compare_metadata(context, Base.metadata))
 
 
@@ -52,7 +55,9 @@ class TestMigrations:
         assert await _run(scratch_database_url, _differences) == []
         assert await _run(scratch_database_url, _tables) == set(Base.metadata.tables)
 
-    async def test_every_migration_downgrades_and_upgrades_again(self, scratch_database_url: str) -> None:
+    async def test_every_migration_downgrades_and_upgrades_again(
+        self, scratch_database_url: str
+    ) -> None:
         config = alembic_config(scratch_database_url)
         revisions = list(ScriptDirectory.from_config(config).walk_revisions())
         await anyio.to_thread.run_sync(upgrade_database, scratch_database_url)

@@ -1,0 +1,118 @@
+"""Dependencies of the auth routes: the rate-limit attempts of a login or registration, writes
+kept outside the request's transaction, the presented refresh token, the OAuth2 form, and the user
+addressed by an admin route. The caller dependencies (CurrentUser, role guards) are shared, in
+src/dependencies.py."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Body, Cookie, Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import ValidationError
+
+from src.auth import service as auth_service
+from src.auth.constants import REFRESH_COOKIE_NAME, REFRESH_TOKEN_MAX_LENGTH
+from src.auth.deferred import Deferred
+from src.auth.exceptions import InvalidRefreshTokenError, UserNotFoundError
+from src.auth.models import User
+from src.auth.ratelimit import Attempts, attempts
+from src.auth.schemas import LoginIn, RefreshIn
+from src.auth.state import AuthState, auth_state
+from src.dependencies import SessionDep
+
+AuthStateDep = Annotated[AuthState, Depends(auth_state)]
+
+
+async def deferred_writes(request: Request) -> AsyncIterator[Deferred]:
+    """Runs what services deferred once the request's session is closed (declare it first)."""
+    deferred = Deferred()
+    try:
+        yield deferred
+    finally:
+        await deferred.run(request.app.state.sessionmaker)
+
+
+DeferredDep = Annotated[Deferred, Depends(deferred_writes, scope="function")]
+
+
+def client_address(request: Request) -> str:
+    """The client's IP; behind a proxy, uvicorn's proxy_headers has already resolved it."""
+    return request.client.host if request.client else "unknown"
+
+
+async def login_attempts(request: Request, auth: AuthStateDep) -> Attempts:
+    """Failed logins are limited per account and client, and per client."""
+    return attempts(
+        auth.rate_limit_storage(request.app.state.sessionmaker),
+        namespace="login",
+        client=client_address(request),
+        per_account=auth.config.login_rate_limit,
+        per_client=auth.config.login_ip_rate_limit,
+    )
+
+
+async def register_attempts(request: Request, auth: AuthStateDep) -> Attempts:
+    """Registrations are limited per email and per client."""
+    return attempts(
+        auth.rate_limit_storage(request.app.state.sessionmaker),
+        namespace="register",
+        client=client_address(request),
+        per_account=auth.config.register_rate_limit,
+        per_client=auth.config.register_rate_limit,
+        per_account_includes_client=False,
+    )
+
+
+LoginAttempts = Annotated[Attempts, Depends(login_attempts)]
+RegisterAttempts = Annotated[Attempts, Depends(register_attempts)]
+
+
+async def login_form(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> LoginIn:
+    """The OAuth2 password form (``username`` is the email), checked like a JSON login."""
+    try:
+        return LoginIn(email=form.username, password=form.password)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
+        ) from None
+
+
+LoginForm = Annotated[LoginIn, Depends(login_form)]
+
+
+async def presented_refresh_token(
+    data: Annotated[RefreshIn | None, Body()] = None,
+    refresh_token: Annotated[str | None, Cookie(alias=REFRESH_COOKIE_NAME)] = None,
+) -> str | None:
+    """The refresh token from the body, else from the cookie."""
+    if data is not None and data.refresh_token:
+        return data.refresh_token
+    if refresh_token and len(refresh_token) <= REFRESH_TOKEN_MAX_LENGTH:
+        return refresh_token
+    return None
+
+
+async def required_refresh_token(
+    token: Annotated[str | None, Depends(presented_refresh_token)],
+) -> str:
+    if token is None:
+        raise InvalidRefreshTokenError("No refresh token was presented.")
+    return token
+
+
+PresentedRefreshToken = Annotated[str | None, Depends(presented_refresh_token)]
+RequiredRefreshToken = Annotated[str, Depends(required_refresh_token)]
+
+
+async def user_by_id(user_id: uuid.UUID, session: SessionDep) -> User:
+    user = await auth_service.get(session, user_id=user_id)
+    if user is None:
+        raise UserNotFoundError()
+    return user
+
+
+UserById = Annotated[User, Depends(user_by_id)]

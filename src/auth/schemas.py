@@ -1,0 +1,122 @@
+"""Request and response bodies of the auth module. Inputs are strict: unknown fields, non-string
+values and over-long strings are 422, never a 500."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from src.auth.constants import (
+    FULL_NAME_MAX_LENGTH,
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+    REFRESH_TOKEN_MAX_LENGTH,
+)
+from src.auth.models import UserRole
+
+Password = Annotated[
+    str, StringConstraints(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
+]
+# Any length a stored password could have; longer input is refused before hashing.
+PresentedPassword = Annotated[str, StringConstraints(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
+FullName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=1,
+        max_length=FULL_NAME_MAX_LENGTH,
+        pattern=r"^[^\x00-\x1f\x7f]*$",
+    ),
+]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmailInput(Input):
+    email: EmailStr
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
+class RegisterIn(EmailInput):
+    password: Password
+    full_name: FullName
+
+    @model_validator(mode="after")
+    def _password_is_not_the_email(self) -> RegisterIn:
+        if self.password.lower() == self.email:
+            raise ValueError("the password must not be the email")
+        return self
+
+
+class LoginIn(EmailInput):
+    password: PresentedPassword
+
+
+class RefreshIn(Input):
+    refresh_token: Annotated[str, StringConstraints(max_length=REFRESH_TOKEN_MAX_LENGTH)] | None = (
+        None
+    )
+
+
+class MeUpdate(Input):
+    full_name: FullName
+
+
+class PasswordChange(Input):
+    current_password: PresentedPassword
+    new_password: Password
+
+
+class UserAdminUpdate(Input):
+    role: UserRole | None = None
+    is_active: StrictBool | None = None
+
+
+class UserRead(BaseModel):
+    """A user as the API shows it: never a password or hash."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    full_name: str
+    role: UserRole
+    is_active: bool
+    created_at: datetime
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105
+    expires_in: int = Field(description="Seconds until the access token expires.")
+
+
+class UserQuery(BaseModel):
+    """``GET /users`` filters: ``q`` matches email or name (case-insensitive), ``role`` exact."""
+
+    q: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    role: UserRole | None = None

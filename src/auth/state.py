@@ -1,0 +1,92 @@
+"""The auth module's per-application state, built in the app's lifespan: its settings, the JWT
+secret, the password hasher and (with REDIS_URL) the Redis rate-limit storage. At start-up it also
+creates the first admin from FIRST_ADMIN_EMAIL / FIRST_ADMIN_PASSWORD."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from limits.aio.storage import RedisStorage, Storage
+from redis.asyncio import ConnectionPool
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import HTTPConnection
+
+from src.auth import service as auth_service
+from src.auth.config import AuthConfig
+from src.auth.passwords import PasswordHasher
+from src.auth.ratelimit import DatabaseStorage
+from src.config import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AuthState:
+    config: AuthConfig
+    secret: str
+    passwords: PasswordHasher
+    _redis_pool: ConnectionPool | None = field(default=None, repr=False)
+    _redis_storage: Storage | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, settings: Settings, config: AuthConfig | None = None) -> AuthState:
+        config = config or AuthConfig()
+        state = cls(
+            config=config,
+            secret=settings.jwt_secret,
+            passwords=PasswordHasher(
+                time_cost=config.argon2_time_cost,
+                memory_cost=config.argon2_memory_cost,
+                parallelism=config.argon2_parallelism,
+            ),
+        )
+        if config.async_redis_url and config.redis_url:
+            state._redis_pool = ConnectionPool.from_url(config.redis_url.get_secret_value())
+            # Our own pool, so close() can release its connections at shutdown.
+            options: dict[str, Any] = {"connection_pool": state._redis_pool}
+            state._redis_storage = RedisStorage(
+                config.async_redis_url, implementation="redispy", key_prefix="mosaic", **options
+            )
+        return state
+
+    def rate_limit_storage(self, sessionmaker: async_sessionmaker[AsyncSession]) -> Storage:
+        """Redis when configured, else the database the request's sessions come from."""
+        return self._redis_storage or DatabaseStorage(sessionmaker)
+
+    async def close(self) -> None:
+        if self._redis_pool is not None:
+            await self._redis_pool.aclose()
+
+
+async def start_auth(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    config: AuthConfig | None = None,
+) -> AuthState:
+    """Build the state and make sure the configured first admin exists (never overwritten)."""
+    state = AuthState.build(settings, config)
+    email, password = state.config.first_admin_email, state.config.first_admin_password
+    if email is not None and password is not None:
+        try:
+            async with sessionmaker() as session:
+                created = await auth_service.ensure_first_admin(
+                    session,
+                    email=email,
+                    password=password.get_secret_value(),
+                    passwords=state.passwords,
+                )
+                await session.commit()
+        except IntegrityError:  # another worker created it at the same moment
+            created = False
+        if created:
+            logger.info("first admin %s created", email.lower())
+    return state
+
+
+def auth_state(connection: HTTPConnection) -> AuthState:
+    """Dependency: the application's auth state."""
+    state: AuthState = connection.app.state.auth
+    return state
