@@ -55,10 +55,13 @@ class AppError(Exception):
         *,
         errors: Sequence[Mapping[str, Any]] | None = None,
         headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.detail = detail or self.message
         self.errors = [dict(e) for e in errors] if errors is not None else None
         self.headers = dict(headers) if headers else None
+        # More top-level fields of the envelope, e.g. a sheet import's whole report.
+        self.extra = dict(extra) if extra else None
         super().__init__(self.detail)
 
 
@@ -69,11 +72,14 @@ def error_response(
     *,
     errors: Sequence[Mapping[str, Any]] | None = None,
     headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
     """Render the envelope; used by every handler below and by raw ASGI paths."""
     body: dict[str, Any] = {"code": code, "detail": detail, "request_id": request_id_var.get()}
     if errors is not None:
         body["errors"] = list(errors)
+    if extra:
+        body.update({k: v for k, v in extra.items() if k not in body})
     return JSONResponse(body, status_code=status_code, headers=dict(headers) if headers else None)
 
 
@@ -103,7 +109,12 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 async def _app_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     return error_response(
-        exc.status_code, exc.code, exc.detail, errors=exc.errors, headers=exc.headers
+        exc.status_code,
+        exc.code,
+        exc.detail,
+        errors=exc.errors,
+        headers=exc.headers,
+        extra=exc.extra,
     )
 
 

@@ -4,6 +4,8 @@ Import order follows the dependency direction: auth, then study (which owns the 
 tables the sampleFileUpload module fills).
 """
 
+from src.auth import models as auth_models  # noqa: F401
 from src.database import Base
+from src.study import models as study_models  # noqa: F401
 
 __all__ = ["Base"]

@@ -1,0 +1,223 @@
+"""Tables of the study module: studies, their members, samples, sequence files, tus uploads,
+the audit trail and the accession counter.
+
+``sample_file`` and ``upload`` live here because readiness, deletion and the dashboard read them;
+the sampleFileUpload module decides how files arrive. Relationships are ``lazy="raise"``: what a
+query needs is loaded explicitly, so an N+1 fails in tests instead of slowing a page.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from src.auth.models import User
+from src.database import Base, Timestamps, UUIDPrimaryKey, utcnow
+from src.study.constants import FileStatus, MemberRole, ReadKind, StudyStatus
+
+
+def _enum(enum_class: type[Any], length: int = 16) -> Enum:
+    """Store an enum's values (not names) as plain strings on both databases."""
+    return Enum(
+        enum_class,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+class AccessionCounter(Base):
+    """One row per sequence; incremented under a row lock so numbers are consecutive and unique."""
+
+    __tablename__ = "accession_counter"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Study(UUIDPrimaryKey, Timestamps, Base):
+    __tablename__ = "study"
+    __table_args__ = (
+        Index("ix_study_status_created_at", "status", "created_at"),
+        # Trigram index behind ``q`` on PostgreSQL (created by the migration with pg_trgm).
+        Index(
+            "ix_study_search_text_trgm",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+            info={"dialect": "postgresql"},
+        ).ddl_if(dialect="postgresql"),
+    )
+
+    accession: Mapped[str] = mapped_column(String(32), unique=True)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user.id"), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    authors: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[StudyStatus] = mapped_column(_enum(StudyStatus), default=StudyStatus.DRAFT)
+    release_date: Mapped[date | None]
+    review_comment: Mapped[str | None] = mapped_column(Text)
+    submitted_at: Mapped[datetime | None]
+    published_at: Mapped[datetime | None] = mapped_column(index=True)
+    # Lower-cased accession, title, description and authors: what ``q`` searches.
+    search_text: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    owner: Mapped[User] = relationship(lazy="raise")
+    members: Mapped[list[StudyMember]] = relationship(
+        back_populates="study", lazy="raise", cascade="all, delete-orphan", passive_deletes=True
+    )
+    samples: Mapped[list[Sample]] = relationship(
+        back_populates="study", lazy="raise", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class StudyMember(Base):
+    __tablename__ = "study_member"
+
+    study_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("study.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("user.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[MemberRole] = mapped_column(_enum(MemberRole))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    study: Mapped[Study] = relationship(back_populates="members", lazy="raise")
+    user: Mapped[User] = relationship(lazy="raise")
+
+
+class Sample(UUIDPrimaryKey, Timestamps, Base):
+    __tablename__ = "sample"
+    __table_args__ = (
+        # sample_id is unique in a study ignoring case: the key is its lower-cased form.
+        UniqueConstraint("study_id", "sample_key", name="uq_sample_study_id_sample_key"),
+        Index("ix_sample_organism", "organism"),
+    )
+
+    study_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"))
+    sample_id: Mapped[str] = mapped_column(String(64))
+    sample_key: Mapped[str] = mapped_column(String(64))
+    sample: Mapped[str] = mapped_column(String(1024))
+    sample_group: Mapped[str | None] = mapped_column(String(1024))
+    sample_project: Mapped[str | None] = mapped_column(String(1024))
+    description: Mapped[str | None] = mapped_column(String(1024))
+    organism: Mapped[str] = mapped_column(String(1024))
+    tissue: Mapped[str | None] = mapped_column(String(1024))
+    sex: Mapped[str | None] = mapped_column(String(32))
+    cell_line: Mapped[str | None] = mapped_column(String(1024))
+    mouse_model: Mapped[str | None] = mapped_column(String(1024))
+    biomaterial_provider: Mapped[str | None] = mapped_column(String(1024))
+    date_sample_prep: Mapped[str | None] = mapped_column(String(10))
+    biological_repeat: Mapped[int | None]
+    attributes: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+
+    study: Mapped[Study] = relationship(back_populates="samples", lazy="raise")
+    files: Mapped[list[SampleFile]] = relationship(
+        back_populates="sample_record",
+        lazy="raise",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="SampleFile.created_at",
+    )
+
+
+class SampleFile(UUIDPrimaryKey, Base):
+    __tablename__ = "sample_file"
+    __table_args__ = (Index("ix_sample_file_status", "status"),)
+
+    sample_pk: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sample.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(255))
+    read: Mapped[ReadKind] = mapped_column(_enum(ReadKind, 8))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    md5: Mapped[str | None] = mapped_column(String(32))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(255), unique=True)
+    status: Mapped[FileStatus] = mapped_column(_enum(FileStatus), default=FileStatus.UPLOADING)
+    read_count: Mapped[int | None] = mapped_column(BigInteger)
+    base_count: Mapped[int | None] = mapped_column(BigInteger)
+    min_length: Mapped[int | None]
+    max_length: Mapped[int | None]
+    mean_length: Mapped[float | None] = mapped_column(Float)
+    name_digest: Mapped[str | None] = mapped_column(String(64))
+    validation_errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    uploaded_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("user.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    # raise_on_sql: the parent sample is usually in the session already (the files were loaded
+    # through it), and reading it from the identity map costs no query.
+    sample_record: Mapped[Sample] = relationship(back_populates="files", lazy="raise_on_sql")
+
+    @property
+    def sample_id(self) -> str:
+        """The owning sample's sample_id (what the API calls a file's sample)."""
+        return self.sample_record.sample_id
+
+
+class Upload(UUIDPrimaryKey, Base):
+    """A tus upload in progress: everything a process needs to continue it after a restart."""
+
+    __tablename__ = "upload"
+
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    study_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("study.id", ondelete="CASCADE"), index=True
+    )
+    sample_pk: Mapped[uuid.UUID] = mapped_column(ForeignKey("sample.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(255))
+    read: Mapped[ReadKind] = mapped_column(_enum(ReadKind, 8))
+    declared_md5: Mapped[str | None] = mapped_column(String(32))
+    declared_sha256: Mapped[str | None] = mapped_column(String(64))
+    length: Mapped[int] = mapped_column(BigInteger)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    storage_key: Mapped[str] = mapped_column(String(255), unique=True)
+    storage_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The file record (status uploading) that this upload completes.
+    file_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("sample_file.id", ondelete="CASCADE")
+    )
+    # A short lease taken by the process writing a chunk, so two PATCHes never write at once and
+    # a process killed mid-PATCH blocks the upload only until the lease runs out.
+    lease_token: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class StudyEvent(UUIDPrimaryKey, Base):
+    """The audit trail: who did what to a study, and when."""
+
+    __tablename__ = "study_event"
+    __table_args__ = (Index("ix_study_event_study_id_at", "study_id", "at"),)
+
+    study_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"))
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    actor: Mapped[User | None] = relationship(lazy="raise")

@@ -1,0 +1,312 @@
+"""Routes of the study module: studies, samples, members, review and events.
+
+Each route is a declaration: dependencies load and authorise (src/study/dependencies.py), one
+service call does the work, and the response model shapes the answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from src.dependencies import CurrentUser, OptionalUser, PageDep, SessionDep
+from src.exceptions import ErrorOut
+from src.schemas import Paginated
+from src.study import service
+from src.study.constants import StudyStatus
+from src.study.dependencies import (
+    EditableSample,
+    EditableStudy,
+    EditorStudy,
+    OwnedStudy,
+    ReviewableStudy,
+    SampleDep,
+    StorageDep,
+    StudyConfigDep,
+    StudyDep,
+    StudyToDelete,
+    TeamStudy,
+)
+from src.study.models import Sample, StudyMember
+from src.study.schemas import (
+    EventRead,
+    MemberIn,
+    MemberRead,
+    Readiness,
+    ReviewIn,
+    SampleCreate,
+    SampleRead,
+    SampleUpdate,
+    StudyCreate,
+    StudyRead,
+    StudyUpdate,
+)
+from src.study.service import Scope, StudySort, StudyView
+
+router = APIRouter(prefix="/studies", tags=["studies"])
+
+Responses = dict[int | str, dict[str, Any]]
+NOT_FOUND: Responses = {
+    404: {"model": ErrorOut, "description": "No such study (or not visible to you)"}
+}
+FORBIDDEN: Responses = {403: {"model": ErrorOut, "description": "Your role does not allow this"}}
+CONFLICT: Responses = {
+    409: {"model": ErrorOut, "description": "The study's state does not allow this"}
+}
+UNAUTHORIZED: Responses = {
+    401: {"model": ErrorOut, "description": "Missing or invalid access token"}
+}
+GUARDED: Responses = {**UNAUTHORIZED, **FORBIDDEN, **NOT_FOUND}
+
+
+def _with_etag(response: Response, view: StudyView) -> StudyView:
+    response.headers["ETag"] = service.etag(view.study)
+    return view
+
+
+@router.post(
+    "",
+    response_model=StudyRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={**UNAUTHORIZED, 422: {"model": ErrorOut}},
+)
+async def create_study(
+    data: StudyCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    config: StudyConfigDep,
+    response: Response,
+) -> StudyView:
+    """Create a draft study (optionally with its samples) and assign its accession."""
+    study = await service.create(
+        session, data=data, owner=user, accession_prefix=config.accession_prefix
+    )
+    view = await service.get_view(session, reference=str(study.id), user=user)
+    response.headers["Location"] = f"/api/v1/studies/{study.accession}"
+    return _with_etag(response, view)
+
+
+@router.get("", response_model=Paginated[StudyRead], responses={**UNAUTHORIZED, **FORBIDDEN})
+async def list_studies(
+    user: OptionalUser,
+    session: SessionDep,
+    page: PageDep,
+    scope: Annotated[
+        Scope | None,
+        Query(description="mine (default when signed in), all (reviewers, admins), public"),
+    ] = None,
+    status_filter: Annotated[StudyStatus | None, Query(alias="status")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="accession, title, description, authors")
+    ] = None,
+    organism: Annotated[str | None, Query(max_length=200)] = None,
+    sort: StudySort = StudySort.NEWEST,
+) -> dict[str, object]:
+    """Search studies: yours, all of them (reviewers, admins) or the public ones."""
+    effective = service.resolve_scope(user, scope)
+    views, total = await service.list_studies(
+        session,
+        user=user,
+        scope=effective,
+        status=status_filter,
+        q=q,
+        organism=organism,
+        sort=sort,
+        offset=page.offset,
+        limit=page.page_size,
+    )
+    return {"items": views, "total": total, "page": page.page, "page_size": page.page_size}
+
+
+@router.get("/{study}", response_model=StudyRead, responses=NOT_FOUND)
+async def get_study(view: StudyDep, response: Response) -> StudyView:
+    """A study by UUID or accession, with its ETag."""
+    return _with_etag(response, view)
+
+
+@router.patch(
+    "/{study}",
+    response_model=StudyRead,
+    responses={**GUARDED, **CONFLICT, 412: {"model": ErrorOut}},
+)
+async def update_study(
+    data: StudyUpdate,
+    view: EditableStudy,
+    user: CurrentUser,
+    session: SessionDep,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> StudyView:
+    """Change a draft's title, description, authors or release date (If-Match optional)."""
+    service.check_if_match(view.study, if_match)
+    await service.update_study(session, study=view.study, data=data, actor=user)
+    return _with_etag(response, await service.refresh_view(session, view=view, user=user))
+
+
+@router.delete(
+    "/{study}", status_code=status.HTTP_204_NO_CONTENT, responses={**GUARDED, **CONFLICT}
+)
+async def delete_study(view: StudyToDelete, session: SessionDep, storage: StorageDep) -> None:
+    """Delete a study with its samples, files and stored objects (owner: draft; admin)."""
+    await service.delete_study(session, study=view.study, storage=storage)
+
+
+@router.get("/{study}/readiness", response_model=Readiness, responses=GUARDED)
+async def study_readiness(view: TeamStudy, session: SessionDep) -> Readiness:
+    """The submit checks, without submitting."""
+    problems = await service.readiness(session, study=view.study)
+    return Readiness(ready=not problems, problems=problems)
+
+
+@router.post("/{study}/submit", response_model=StudyRead, responses={**GUARDED, **CONFLICT})
+async def submit_study(
+    view: EditorStudy, user: CurrentUser, session: SessionDep, config: StudyConfigDep
+) -> StudyView:
+    """Submit a complete draft for review (or publish it when review is not required)."""
+    await service.submit(
+        session, study=view.study, actor=user, review_required=config.review_required
+    )
+    return await service.refresh_view(session, view=view, user=user)
+
+
+@router.post("/{study}/withdraw", response_model=StudyRead, responses={**GUARDED, **CONFLICT})
+async def withdraw_study(view: OwnedStudy, user: CurrentUser, session: SessionDep) -> StudyView:
+    """Take a study under review back to draft."""
+    await service.withdraw(session, study=view.study, actor=user)
+    return await service.refresh_view(session, view=view, user=user)
+
+
+@router.post(
+    "/{study}/review",
+    response_model=StudyRead,
+    responses={**GUARDED, **CONFLICT, 422: {"model": ErrorOut}},
+)
+async def review_study(
+    data: ReviewIn, view: ReviewableStudy, user: CurrentUser, session: SessionDep
+) -> StudyView:
+    """Approve (publish) a study under review, or send it back with a comment."""
+    await service.review(
+        session, study=view.study, actor=user, decision=data.decision, comment=data.comment
+    )
+    return await service.refresh_view(session, view=view, user=user)
+
+
+@router.get("/{study}/events", response_model=Paginated[EventRead], responses=GUARDED)
+async def study_events(view: TeamStudy, session: SessionDep, page: PageDep) -> dict[str, object]:
+    """The audit trail of a study, newest first."""
+    events, total = await service.list_events(
+        session, study=view.study, offset=page.offset, limit=page.page_size
+    )
+    return {"items": events, "total": total, "page": page.page, "page_size": page.page_size}
+
+
+@router.get("/{study}/members", response_model=list[MemberRead], responses=GUARDED)
+async def study_members(view: TeamStudy, session: SessionDep) -> list[StudyMember]:
+    """The members of a study and their roles."""
+    return await service.list_members(session, study=view.study)
+
+
+@router.put(
+    "/{study}/members",
+    response_model=MemberRead,
+    responses={**GUARDED, **CONFLICT},
+)
+async def set_study_member(
+    data: MemberIn, view: OwnedStudy, user: CurrentUser, session: SessionDep
+) -> StudyMember:
+    """Add a member by email, or change their role."""
+    return await service.set_member(
+        session, study=view.study, email=str(data.email), role=data.role, actor=user
+    )
+
+
+@router.delete(
+    "/{study}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=GUARDED
+)
+async def remove_study_member(
+    user_id: uuid.UUID, view: OwnedStudy, user: CurrentUser, session: SessionDep
+) -> None:
+    """Remove a member from a study."""
+    await service.remove_member(session, study=view.study, user_id=user_id, actor=user)
+
+
+samples_router = APIRouter(prefix="/studies/{study}/samples", tags=["samples"])
+
+
+@samples_router.get("", response_model=Paginated[SampleRead], responses=NOT_FOUND)
+async def list_samples(
+    view: StudyDep,
+    session: SessionDep,
+    page: PageDep,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    organism: Annotated[str | None, Query(max_length=200)] = None,
+    sex: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, object]:
+    """The samples of a study, with their files."""
+    samples, total = await service.list_samples(
+        session,
+        study=view.study,
+        q=q,
+        organism=organism,
+        sex=sex,
+        offset=page.offset,
+        limit=page.page_size,
+    )
+    return {"items": samples, "total": total, "page": page.page, "page_size": page.page_size}
+
+
+@samples_router.post(
+    "",
+    response_model=SampleRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={**GUARDED, **CONFLICT, 422: {"model": ErrorOut}},
+)
+async def create_sample(
+    data: SampleCreate, view: EditableStudy, user: CurrentUser, session: SessionDep
+) -> Sample:
+    """Add a sample to a draft, checked against the checklist."""
+    return await service.create_sample(session, study=view.study, data=data, actor=user)
+
+
+@samples_router.get("/{sample_id}", response_model=SampleRead, responses=NOT_FOUND)
+async def get_sample(sample: SampleDep) -> Sample:
+    """One sample with its files."""
+    return sample
+
+
+@samples_router.patch(
+    "/{sample_id}",
+    response_model=SampleRead,
+    responses={**GUARDED, **CONFLICT, 422: {"model": ErrorOut}},
+)
+async def update_sample(
+    data: SampleUpdate,
+    sample: EditableSample,
+    view: EditableStudy,
+    user: CurrentUser,
+    session: SessionDep,
+) -> Sample:
+    """Change a sample of a draft; the checklist applies to the result."""
+    return await service.update_sample(
+        session, study=view.study, sample=sample, data=data, actor=user
+    )
+
+
+@samples_router.delete(
+    "/{sample_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**GUARDED, **CONFLICT},
+)
+async def delete_sample(
+    sample: EditableSample,
+    view: EditableStudy,
+    user: CurrentUser,
+    session: SessionDep,
+    storage: StorageDep,
+) -> None:
+    """Delete a sample of a draft with its files."""
+    await service.delete_samples(
+        session, study=view.study, samples=[sample], storage=storage, actor=user
+    )

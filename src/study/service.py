@@ -1,0 +1,913 @@
+"""Database work of the study module: studies, accessions, visibility, lifecycle, members,
+samples and the audit trail. Plain async functions; they flush, the request commits.
+
+Visibility is one rule, applied in SQL for lists and in Python for a loaded study: a study is
+public once published and its release date (if any) has passed; otherwise only its owner, its
+members, reviewers and admins see it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.exc import StaleDataError
+
+from src.auth import service as auth_service
+from src.auth.models import User, UserRole
+from src.database import after_commit, utcnow
+from src.storage import Storage
+from src.study import checklist
+from src.study.constants import (
+    ACCESSION_COUNTER,
+    AccessRole,
+    EventAction,
+    FileStatus,
+    MemberRole,
+    ReadinessCode,
+    ReadKind,
+    ReviewDecision,
+    StudyStatus,
+)
+from src.study.exceptions import (
+    CommentRequiredError,
+    ForbiddenError,
+    InvalidSampleError,
+    InvalidTransitionError,
+    MemberNotFoundError,
+    OwnerNotMemberError,
+    PreconditionFailedError,
+    SampleIdTakenError,
+    StudyIncompleteError,
+    StudyNotFoundError,
+    UserNotFoundError,
+)
+from src.study.models import (
+    AccessionCounter,
+    Sample,
+    SampleFile,
+    Study,
+    StudyEvent,
+    StudyMember,
+    Upload,
+)
+from src.study.schemas import (
+    ReadinessProblem,
+    SampleCreate,
+    SampleUpdate,
+    StudyCreate,
+    StudyUpdate,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Views: a study as one caller sees it, with the counts computed in SQL.
+
+
+@dataclass
+class StudyView:
+    """A study with the caller's role and its counts; reads like the Study model."""
+
+    study: Study
+    my_role: AccessRole
+    sample_count: int = 0
+    file_count: int = 0
+    total_bytes: int = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.study, name)
+
+
+class Scope(StrEnum):
+    MINE = "mine"
+    ALL = "all"
+    PUBLIC = "public"
+
+
+class StudySort(StrEnum):
+    NEWEST = "-created_at"
+    OLDEST = "created_at"
+    RECENTLY_UPDATED = "-updated_at"
+    TITLE = "title"
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def is_public(study: Study) -> bool:
+    return study.status == StudyStatus.PUBLISHED and (
+        study.release_date is None or study.release_date <= today()
+    )
+
+
+def public_clause() -> ColumnElement[bool]:
+    return and_(
+        Study.status == StudyStatus.PUBLISHED,
+        or_(Study.release_date.is_(None), Study.release_date <= today()),
+    )
+
+
+def access_role(
+    study: Study, user: User | None, member_role: MemberRole | None
+) -> AccessRole | None:
+    """How ``user`` relates to ``study``; None when the study is invisible to them."""
+    if user is not None:
+        if study.owner_id == user.id:
+            return AccessRole.OWNER
+        if member_role is not None:
+            return AccessRole(member_role.value)
+        if user.role == UserRole.ADMIN:
+            return AccessRole.ADMIN
+        if user.role == UserRole.REVIEWER:
+            return AccessRole.REVIEWER
+    if is_public(study):
+        return AccessRole.PUBLIC
+    return None
+
+
+def _member_role_column(user: User | None) -> Any:
+    if user is None:
+        return None
+    return (
+        select(StudyMember.role)
+        .where(StudyMember.study_id == Study.id, StudyMember.user_id == user.id)
+        .correlate(Study)
+        .scalar_subquery()
+    )
+
+
+def _count_columns() -> tuple[Any, Any, Any]:
+    """Correlated counts: evaluated only for the rows of the page that is returned."""
+    sample_count = (
+        select(func.count(Sample.id))
+        .where(Sample.study_id == Study.id)
+        .correlate(Study)
+        .scalar_subquery()
+    )
+    file_stats = (
+        select(SampleFile.id, SampleFile.size)
+        .join(Sample, SampleFile.sample_pk == Sample.id)
+        .where(Sample.study_id == Study.id)
+        .correlate(Study)
+    )
+    file_count = select(func.count()).select_from(file_stats.subquery()).scalar_subquery()
+    total_bytes = (
+        select(func.coalesce(func.sum(SampleFile.size), 0))
+        .join(Sample, SampleFile.sample_pk == Sample.id)
+        .where(Sample.study_id == Study.id)
+        .correlate(Study)
+        .scalar_subquery()
+    )
+    return sample_count, file_count, total_bytes
+
+
+def _view_query(user: User | None) -> Select[Any]:
+    sample_count, file_count, total_bytes = _count_columns()
+    member_role = _member_role_column(user)
+    columns: list[Any] = [Study, sample_count, file_count, total_bytes]
+    if member_role is not None:
+        columns.append(member_role)
+    return select(*columns).options(joinedload(Study.owner))
+
+
+def _views(rows: Sequence[Any], user: User | None) -> list[StudyView]:
+    views = []
+    for row in rows:
+        study, samples, files, size = row[0], row[1], row[2], row[3]
+        member_role = MemberRole(row[4]) if user is not None and row[4] is not None else None
+        role = access_role(study, user, member_role)
+        if role is None:  # filtered in SQL already; kept as a guard against a visibility leak
+            continue
+        views.append(StudyView(study, role, int(samples), int(files), int(size or 0)))
+    return views
+
+
+def _reference_clause(reference: str) -> ColumnElement[bool]:
+    try:
+        return Study.id == uuid.UUID(reference)
+    except ValueError:
+        return Study.accession == reference.strip()
+
+
+async def get_view(session: AsyncSession, *, reference: str, user: User | None) -> StudyView:
+    """A study by UUID or accession as ``user`` sees it; STUDY_NOT_FOUND when they may not."""
+    result = await session.execute(_view_query(user).where(_reference_clause(reference)))
+    views = _views(result.all(), user)
+    if not views:
+        raise StudyNotFoundError
+    return views[0]
+
+
+async def refresh_view(session: AsyncSession, *, view: StudyView, user: User | None) -> StudyView:
+    """The same study re-read after a change (new counts, new version)."""
+    await session.flush()
+    await session.refresh(view.study)
+    return await get_view(session, reference=str(view.study.id), user=user)
+
+
+# ---------------------------------------------------------------------------------------------
+# Accessions and events.
+
+
+async def next_accession(session: AsyncSession, *, prefix: str) -> str:
+    """The next accession number. The UPDATE takes the counter's row lock, so concurrent
+    creations queue, get consecutive numbers, and a rolled-back creation gives its number back."""
+    statement = (
+        update(AccessionCounter)
+        .where(AccessionCounter.name == ACCESSION_COUNTER)
+        .values(value=AccessionCounter.value + 1)
+        .returning(AccessionCounter.value)
+    )
+    value = (await session.execute(statement)).scalar_one()
+    return f"{prefix}-{value:04d}"
+
+
+def record_event(
+    session: AsyncSession,
+    *,
+    study: Study,
+    actor: User | None,
+    action: EventAction,
+    detail: dict[str, Any] | None = None,
+) -> StudyEvent:
+    event = StudyEvent(
+        study_id=study.id,
+        actor_id=actor.id if actor is not None else None,
+        action=action.value,
+        detail=detail or {},
+        at=utcnow(),
+    )
+    session.add(event)
+    return event
+
+
+async def list_events(
+    session: AsyncSession, *, study: Study, offset: int, limit: int
+) -> tuple[list[StudyEvent], int]:
+    total = (
+        await session.execute(
+            select(func.count(StudyEvent.id)).where(StudyEvent.study_id == study.id)
+        )
+    ).scalar_one()
+    events = (
+        await session.scalars(
+            select(StudyEvent)
+            .where(StudyEvent.study_id == study.id)
+            .options(joinedload(StudyEvent.actor))
+            .order_by(StudyEvent.at.desc(), StudyEvent.id)
+            .offset(offset)
+            .limit(limit)
+        )
+    ).all()
+    return list(events), total
+
+
+# ---------------------------------------------------------------------------------------------
+# Studies.
+
+
+def _search_text(study: Study) -> str:
+    parts = [study.accession, study.title, study.description, *study.authors]
+    return " ".join(part for part in parts if part).casefold()
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def check_samples(samples: Sequence[SampleCreate]) -> list[checklist.SampleCheck]:
+    """Check every sample against the checklist and sample_id uniqueness; raise all errors."""
+    checks: list[checklist.SampleCheck] = []
+    errors: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for index, sample in enumerate(samples):
+        check = checklist.validate_sample(sample.model_dump(exclude_unset=True))
+        errors.extend({"index": index, **issue.as_dict()} for issue in check.errors)
+        sample_id = check.values.get("sample_id")
+        if sample_id:
+            key = str(sample_id).casefold()
+            if key in seen:
+                errors.append(
+                    {
+                        "index": index,
+                        "field": "sample_id",
+                        "code": "DUPLICATE_SAMPLE_ID",
+                        "message": f"sample_id {sample_id!r} repeats sample {seen[key]}",
+                        "value": sample_id,
+                    }
+                )
+            seen[key] = index
+        checks.append(check)
+    if errors:
+        raise InvalidSampleError(errors=errors)
+    return checks
+
+
+def _new_sample(study: Study, check: checklist.SampleCheck) -> Sample:
+    return Sample(**_sample_row(study, check.values, check.attributes))
+
+
+def _sample_row(
+    study: Study, values: Mapping[str, Any], attributes: Mapping[str, str]
+) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        **values,
+        "id": uuid.uuid4(),
+        "study_id": study.id,
+        "sample_key": str(values["sample_id"]).casefold(),
+        "attributes": dict(attributes),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def insert_samples(
+    session: AsyncSession,
+    *,
+    study: Study,
+    samples: Sequence[tuple[Mapping[str, Any], Mapping[str, str]]],
+) -> int:
+    """Insert checked samples (normalised values, attributes) in one statement; a sample_id
+    already in the study fails the whole insert (the unique constraint)."""
+    if not samples:
+        return 0
+    await session.execute(
+        insert(Sample), [_sample_row(study, values, attributes) for values, attributes in samples]
+    )
+    _touch(study)
+    return len(samples)
+
+
+async def create(
+    session: AsyncSession, *, data: StudyCreate, owner: User, accession_prefix: str
+) -> Study:
+    """A new draft with its accession, and its inline samples: all of them or nothing."""
+    checks = check_samples(data.samples or [])
+    study = Study(
+        id=uuid.uuid4(),
+        accession=await next_accession(session, prefix=accession_prefix),
+        owner_id=owner.id,
+        title=data.title,
+        description=data.description,
+        authors=list(data.authors),
+        release_date=data.release_date,
+        status=StudyStatus.DRAFT,
+    )
+    study.search_text = _search_text(study)
+    session.add(study)
+    session.add_all(_new_sample(study, check) for check in checks)
+    record_event(
+        session,
+        study=study,
+        actor=owner,
+        action=EventAction.STUDY_CREATED,
+        detail={"accession": study.accession, "samples": len(checks)},
+    )
+    await session.flush()
+    return study
+
+
+async def list_studies(
+    session: AsyncSession,
+    *,
+    user: User | None,
+    scope: Scope,
+    status: StudyStatus | None,
+    q: str | None,
+    organism: str | None,
+    sort: StudySort,
+    offset: int,
+    limit: int,
+) -> tuple[list[StudyView], int]:
+    conditions: list[ColumnElement[bool]] = []
+    if scope == Scope.PUBLIC or user is None:
+        conditions.append(public_clause())
+    elif scope == Scope.MINE:
+        membership = exists().where(
+            StudyMember.study_id == Study.id, StudyMember.user_id == user.id
+        )
+        conditions.append(or_(Study.owner_id == user.id, membership))
+    if status is not None:
+        conditions.append(Study.status == status)
+    if q and q.strip():
+        pattern = f"%{_escape_like(q.strip().casefold())}%"
+        conditions.append(Study.search_text.like(pattern, escape="\\"))
+    if organism and organism.strip():
+        conditions.append(
+            exists().where(
+                Sample.study_id == Study.id,
+                func.lower(Sample.organism) == organism.strip().lower(),
+            )
+        )
+    where = and_(true(), *conditions)
+    total = (await session.execute(select(func.count(Study.id)).where(where))).scalar_one()
+    orders: dict[StudySort, list[ColumnElement[Any]]] = {
+        StudySort.NEWEST: [Study.created_at.desc(), Study.id.desc()],
+        StudySort.OLDEST: [Study.created_at.asc(), Study.id.asc()],
+        StudySort.RECENTLY_UPDATED: [Study.updated_at.desc(), Study.id.desc()],
+        StudySort.TITLE: [func.lower(Study.title).asc(), Study.id.asc()],
+    }
+    order = orders[sort]
+    rows = (
+        await session.execute(
+            _view_query(user).where(where).order_by(*order).offset(offset).limit(limit)
+        )
+    ).all()
+    return _views(rows, user), total
+
+
+def check_if_match(study: Study, if_match: str | None) -> None:
+    """412 unless ``If-Match`` (when sent) names the study's current ETag."""
+    if if_match is None:
+        return
+    candidates = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
+    if "*" not in candidates and etag(study) not in candidates:
+        raise PreconditionFailedError
+
+
+def etag(study: Study) -> str:
+    return f'"{study.id.hex}-{study.version}"'
+
+
+async def update_study(
+    session: AsyncSession, *, study: Study, data: StudyUpdate, actor: User
+) -> Study:
+    changes = data.model_dump(exclude_unset=True)
+    for required in ("title", "description", "authors"):
+        if required in changes and changes[required] is None:
+            changes.pop(required)
+    changed = {key: value for key, value in changes.items() if getattr(study, key) != value}
+    for key, value in changed.items():
+        setattr(study, key, value)
+    if changed:
+        study.search_text = _search_text(study)
+        study.updated_at = utcnow()
+        record_event(
+            session,
+            study=study,
+            actor=actor,
+            action=EventAction.STUDY_UPDATED,
+            detail={"fields": sorted(changed)},
+        )
+    try:
+        await session.flush()
+    except StaleDataError:
+        raise PreconditionFailedError("The study was changed by someone else; reload it.") from None
+    return study
+
+
+def study_storage_prefix(study_id: uuid.UUID) -> str:
+    """Where every stored object of a study lives, so deleting the study can remove them all."""
+    return f"studies/{study_id}/"
+
+
+async def delete_study(session: AsyncSession, *, study: Study, storage: Storage) -> None:
+    """Delete the study with its samples, files and uploads; its objects go once committed."""
+    prefix = study_storage_prefix(study.id)
+    await session.execute(delete(Study).where(Study.id == study.id))
+    await session.flush()
+    after_commit(session, lambda: storage.delete_prefix(prefix))
+
+
+# ---------------------------------------------------------------------------------------------
+# Lifecycle.
+
+
+def _pair_partner(filename: str) -> str:
+    for one, two in (("_R1", "_R2"), ("_1.", "_2."), ("_r1", "_r2"), (".R1", ".R2")):
+        if one in filename:
+            return filename[::-1].replace(one[::-1], two[::-1], 1)[::-1]
+    return filename
+
+
+def _sample_problems(sample: Sample) -> list[ReadinessProblem]:
+    def problem(code: ReadinessCode, message: str) -> ReadinessProblem:
+        return ReadinessProblem(sample_id=sample.sample_id, code=code, message=message)
+
+    problems: list[ReadinessProblem] = []
+    valid = []
+    for file in sample.files:
+        if file.status == FileStatus.UPLOADING:
+            problems.append(
+                problem(ReadinessCode.FILE_UPLOADING, f"{file.filename} is still uploading")
+            )
+        elif file.status == FileStatus.INVALID:
+            problems.append(problem(ReadinessCode.FILE_INVALID, f"{file.filename} is invalid"))
+        else:
+            valid.append(file)
+    if not valid:
+        problems.append(problem(ReadinessCode.NO_VALID_FILE, "the sample has no valid file"))
+        return problems
+    r1 = {f.filename: f for f in valid if f.read == ReadKind.R1}
+    r2 = {f.filename: f for f in valid if f.read == ReadKind.R2}
+    pairs: list[tuple[SampleFile, SampleFile]] = []
+    for name, first in list(r1.items()):
+        partner = r2.pop(_pair_partner(name), None)
+        if partner is not None:
+            pairs.append((first, partner))
+            del r1[name]
+    if len(r1) == 1 and len(r2) == 1:
+        pairs.append((next(iter(r1.values())), next(iter(r2.values()))))
+        r1.clear()
+        r2.clear()
+    for leftover in (*r1.values(), *r2.values()):
+        problems.append(
+            problem(ReadinessCode.UNPAIRED_READ, f"{leftover.filename} has no {leftover.read} mate")
+        )
+    for first, second in pairs:
+        if first.read_count != second.read_count:
+            problems.append(
+                problem(
+                    ReadinessCode.PAIR_READ_COUNT_MISMATCH,
+                    f"{first.filename} has {first.read_count} reads but {second.filename} "
+                    f"has {second.read_count}",
+                )
+            )
+        elif first.name_digest != second.name_digest:
+            problems.append(
+                problem(
+                    ReadinessCode.PAIR_READ_NAMES_MISMATCH,
+                    f"the read names of {first.filename} and {second.filename} differ",
+                )
+            )
+    return problems
+
+
+async def readiness(session: AsyncSession, *, study: Study) -> list[ReadinessProblem]:
+    """What keeps the study from being submitted; empty when it is ready."""
+    samples = (
+        await session.scalars(
+            select(Sample)
+            .where(Sample.study_id == study.id)
+            .options(selectinload(Sample.files))
+            .order_by(Sample.sample_key)
+        )
+    ).all()
+    if not samples:
+        return [
+            ReadinessProblem(
+                sample_id=None, code=ReadinessCode.NO_SAMPLES, message="the study has no samples"
+            )
+        ]
+    problems = [problem for sample in samples for problem in _sample_problems(sample)]
+    uploads = (
+        await session.execute(
+            select(func.count(Upload.id)).where(
+                Upload.study_id == study.id, Upload.expires_at > utcnow()
+            )
+        )
+    ).scalar_one()
+    if uploads:
+        problems.append(
+            ReadinessProblem(
+                sample_id=None,
+                code=ReadinessCode.FILE_UPLOADING,
+                message=f"{uploads} resumable upload(s) are not finished",
+            )
+        )
+    return problems
+
+
+def _require_status(study: Study, *allowed: StudyStatus) -> None:
+    if study.status not in allowed:
+        raise InvalidTransitionError(
+            f"The study is {study.status.value}; this needs "
+            + " or ".join(status.value for status in allowed)
+            + "."
+        )
+
+
+async def submit(
+    session: AsyncSession, *, study: Study, actor: User, review_required: bool
+) -> Study:
+    _require_status(study, StudyStatus.DRAFT)
+    problems = await readiness(session, study=study)
+    if problems:
+        raise StudyIncompleteError(errors=[p.model_dump() for p in problems])
+    now = utcnow()
+    study.submitted_at = now
+    study.updated_at = now
+    study.review_comment = None
+    if review_required:
+        study.status = StudyStatus.IN_REVIEW
+        record_event(session, study=study, actor=actor, action=EventAction.STUDY_SUBMITTED)
+    else:
+        study.status = StudyStatus.PUBLISHED
+        study.published_at = now
+        record_event(
+            session,
+            study=study,
+            actor=actor,
+            action=EventAction.STUDY_PUBLISHED,
+            detail={"review": "not required"},
+        )
+    await session.flush()
+    return study
+
+
+async def withdraw(session: AsyncSession, *, study: Study, actor: User) -> Study:
+    _require_status(study, StudyStatus.IN_REVIEW)
+    study.status = StudyStatus.DRAFT
+    study.updated_at = utcnow()
+    record_event(session, study=study, actor=actor, action=EventAction.STUDY_WITHDRAWN)
+    await session.flush()
+    return study
+
+
+async def review(
+    session: AsyncSession,
+    *,
+    study: Study,
+    actor: User,
+    decision: ReviewDecision,
+    comment: str | None,
+) -> Study:
+    _require_status(study, StudyStatus.IN_REVIEW)
+    now = utcnow()
+    study.updated_at = now
+    study.review_comment = comment or None
+    if decision == ReviewDecision.APPROVE:
+        study.status = StudyStatus.PUBLISHED
+        study.published_at = now
+        action = EventAction.STUDY_APPROVED
+    else:
+        if not comment:
+            raise CommentRequiredError
+        study.status = StudyStatus.DRAFT
+        action = EventAction.STUDY_CHANGES_REQUESTED
+    record_event(session, study=study, actor=actor, action=action, detail={"comment": comment})
+    await session.flush()
+    return study
+
+
+# ---------------------------------------------------------------------------------------------
+# Members.
+
+
+async def list_members(session: AsyncSession, *, study: Study) -> list[StudyMember]:
+    members = await session.scalars(
+        select(StudyMember)
+        .where(StudyMember.study_id == study.id)
+        .options(joinedload(StudyMember.user))
+        .order_by(StudyMember.created_at)
+    )
+    return list(members.all())
+
+
+async def set_member(
+    session: AsyncSession, *, study: Study, email: str, role: MemberRole, actor: User
+) -> StudyMember:
+    user = await auth_service.get_by_email(session, email=email)
+    if user is None:
+        raise UserNotFoundError
+    if user.id == study.owner_id:
+        raise OwnerNotMemberError
+    member = await session.get(StudyMember, (study.id, user.id))
+    if member is None:
+        member = StudyMember(study_id=study.id, user_id=user.id, role=role, created_at=utcnow())
+        session.add(member)
+    else:
+        member.role = role
+    member.user = user
+    record_event(
+        session,
+        study=study,
+        actor=actor,
+        action=EventAction.MEMBER_SET,
+        detail={"user_id": str(user.id), "email": user.email, "role": role.value},
+    )
+    await session.flush()
+    return member
+
+
+async def remove_member(
+    session: AsyncSession, *, study: Study, user_id: uuid.UUID, actor: User
+) -> None:
+    member = await session.get(StudyMember, (study.id, user_id))
+    if member is None:
+        raise MemberNotFoundError
+    await session.delete(member)
+    record_event(
+        session,
+        study=study,
+        actor=actor,
+        action=EventAction.MEMBER_REMOVED,
+        detail={"user_id": str(user_id)},
+    )
+    await session.flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# Samples.
+
+
+def _sample_query(study: Study) -> Select[Sample]:
+    return select(Sample).where(Sample.study_id == study.id).options(selectinload(Sample.files))
+
+
+async def list_samples(
+    session: AsyncSession,
+    *,
+    study: Study,
+    q: str | None,
+    organism: str | None,
+    sex: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[Sample], int]:
+    conditions: list[ColumnElement[bool]] = [Sample.study_id == study.id]
+    if q and q.strip():
+        pattern = f"%{_escape_like(q.strip().lower())}%"
+        conditions.append(
+            or_(
+                *(
+                    func.lower(column).like(pattern, escape="\\")
+                    for column in (
+                        Sample.sample_id,
+                        Sample.sample,
+                        Sample.description,
+                        Sample.tissue,
+                        Sample.sample_group,
+                    )
+                )
+            )
+        )
+    if organism and organism.strip():
+        conditions.append(func.lower(Sample.organism) == organism.strip().lower())
+    if sex and sex.strip():
+        conditions.append(func.lower(Sample.sex) == sex.strip().lower())
+    total = (await session.execute(select(func.count(Sample.id)).where(*conditions))).scalar_one()
+    samples = await session.scalars(
+        select(Sample)
+        .where(*conditions)
+        .options(selectinload(Sample.files))
+        .order_by(Sample.created_at, Sample.sample_key)
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(samples.all()), total
+
+
+async def get_sample(session: AsyncSession, *, study: Study, sample_id: str) -> Sample | None:
+    result = await session.scalars(
+        _sample_query(study).where(Sample.sample_key == sample_id.strip().casefold())
+    )
+    return result.one_or_none()
+
+
+async def all_samples(session: AsyncSession, *, study: Study) -> list[Sample]:
+    result = await session.scalars(_sample_query(study).order_by(Sample.created_at, Sample.id))
+    return list(result.all())
+
+
+async def _ensure_free_sample_id(
+    session: AsyncSession, *, study: Study, sample_id: str, exclude: uuid.UUID | None = None
+) -> None:
+    statement = select(Sample.id).where(
+        Sample.study_id == study.id, Sample.sample_key == sample_id.casefold()
+    )
+    if exclude is not None:
+        statement = statement.where(Sample.id != exclude)
+    if (await session.execute(statement)).first() is not None:
+        raise SampleIdTakenError(f"sample_id {sample_id!r} is already used in this study.")
+
+
+async def create_sample(
+    session: AsyncSession, *, study: Study, data: SampleCreate, actor: User
+) -> Sample:
+    (check,) = check_samples([data])
+    await _ensure_free_sample_id(session, study=study, sample_id=str(check.values["sample_id"]))
+    sample = _new_sample(study, check)
+    sample.files = []
+    session.add(sample)
+    _touch(study)
+    record_event(
+        session,
+        study=study,
+        actor=actor,
+        action=EventAction.SAMPLE_CREATED,
+        detail={"sample_id": sample.sample_id},
+    )
+    await session.flush()
+    return sample
+
+
+async def update_sample(
+    session: AsyncSession, *, study: Study, sample: Sample, data: SampleUpdate, actor: User
+) -> Sample:
+    current: dict[str, Any] = {name: getattr(sample, name) for name in checklist.FIELD_NAMES}
+    changes = data.model_dump(exclude_unset=True)
+    attributes = changes.pop("attributes", None)
+    merged = {**current, **changes}
+    if merged.get("sample") == current["sample_id"] and "sample_id" in changes:
+        merged["sample"] = None  # the display name followed the old sample_id; follow the new
+    check = checklist.validate_sample(
+        {**merged, "attributes": attributes if attributes is not None else sample.attributes}
+    )
+    if check.errors:
+        raise InvalidSampleError(errors=[issue.as_dict() for issue in check.errors])
+    new_id = str(check.values["sample_id"])
+    if new_id.casefold() != sample.sample_key:
+        await _ensure_free_sample_id(session, study=study, sample_id=new_id, exclude=sample.id)
+    changed = sorted(name for name, value in check.values.items() if getattr(sample, name) != value)
+    for name, value in check.values.items():
+        setattr(sample, name, value)
+    sample.sample_key = new_id.casefold()
+    if check.attributes != sample.attributes:
+        sample.attributes = check.attributes
+        changed.append("attributes")
+    if changed:
+        sample.updated_at = utcnow()
+        _touch(study)
+        record_event(
+            session,
+            study=study,
+            actor=actor,
+            action=EventAction.SAMPLE_UPDATED,
+            detail={"sample_id": sample.sample_id, "fields": changed},
+        )
+    await session.flush()
+    return sample
+
+
+async def delete_samples(
+    session: AsyncSession,
+    *,
+    study: Study,
+    samples: Sequence[Sample],
+    storage: Storage,
+    actor: User | None,
+    record: bool = True,
+) -> None:
+    """Delete samples with their files and unfinished uploads; stored objects go on commit."""
+    if not samples:
+        return
+    ids = [sample.id for sample in samples]
+    keys = list(
+        (
+            await session.scalars(
+                select(SampleFile.storage_key).where(SampleFile.sample_pk.in_(ids))
+            )
+        ).all()
+    )
+    uploads = (
+        await session.execute(
+            select(Upload.storage_key, Upload.storage_state).where(Upload.sample_pk.in_(ids))
+        )
+    ).all()
+    await session.execute(delete(Sample).where(Sample.id.in_(ids)))
+    for sample in samples:
+        if record:
+            record_event(
+                session,
+                study=study,
+                actor=actor,
+                action=EventAction.SAMPLE_DELETED,
+                detail={"sample_id": sample.sample_id},
+            )
+    _touch(study)
+    await session.flush()
+
+    async def remove_objects() -> None:
+        for key in keys:
+            await storage.delete(key)
+        for key, state in uploads:
+            await storage.abort_state(key, state)
+
+    after_commit(session, remove_objects)
+
+
+def _touch(study: Study) -> None:
+    study.updated_at = utcnow()
+
+
+def resolve_scope(user: User | None, scope: Scope | None) -> Scope:
+    """The list a caller asked for: anonymous callers see public studies only; ``all`` is for
+    reviewers and admins; signed-in callers default to their own."""
+    if user is None:
+        if scope in (None, Scope.PUBLIC):
+            return Scope.PUBLIC
+        raise ForbiddenError("Sign in to list your own or all studies.")
+    if scope == Scope.ALL and user.role not in (UserRole.REVIEWER, UserRole.ADMIN):
+        raise ForbiddenError("Only reviewers and admins can list all studies.")
+    return scope or Scope.MINE
