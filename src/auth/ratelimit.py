@@ -15,7 +15,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import cast
 
 from limits import RateLimitItem, parse
@@ -33,11 +33,6 @@ from src.database import utcnow
 
 # One increment in this many also deletes expired counters, so the table stays small.
 CLEANUP_ONE_IN = 100
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class DatabaseStorage(Storage):
@@ -97,7 +92,7 @@ class DatabaseStorage(Storage):
 
     async def get_expiry(self, key: str) -> float:
         counter = await self._live(key)
-        return as_utc(counter.expires_at).timestamp() if counter else time.time()
+        return counter.expires_at.timestamp() if counter else time.time()
 
     async def check(self) -> bool:
         try:

@@ -4,7 +4,7 @@ values and over-long strings are 422, never a 500."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -101,11 +101,6 @@ class UserRead(BaseModel):
     role: UserRole
     is_active: bool
     created_at: datetime
-
-    @field_validator("created_at")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class TokenPair(BaseModel):

@@ -29,7 +29,7 @@ from src.auth.exceptions import (
 from src.auth.jwt import encode_access_token
 from src.auth.models import RefreshToken, User, UserRole
 from src.auth.passwords import PasswordHasher
-from src.auth.ratelimit import Attempts, as_utc
+from src.auth.ratelimit import Attempts
 from src.auth.schemas import (
     MeUpdate,
     PasswordChange,
@@ -202,7 +202,7 @@ async def refresh(
             deferred.add(reuse)
             raise RefreshTokenReusedError()
         raise InvalidRefreshTokenError()
-    if as_utc(stored.expires_at) <= now:
+    if stored.expires_at <= now:
         raise InvalidRefreshTokenError()
     user = await get(session, user_id=stored.user_id)
     if user is None:
