@@ -22,12 +22,15 @@ from sqlalchemy import text
 
 from src import __version__
 from src.auth.router import router as auth_router
+from src.auth.state import start_auth
 from src.config import Settings
 from src.dashboard.router import router as dashboard_router
 from src.database import create_engine, create_sessionmaker
 from src.exceptions import ErrorCode, ErrorOut, error_response, install_error_handlers
 from src.middleware import RequestContextMiddleware
+from src.sampleFileUpload.config import FilesConfig, SheetConfig
 from src.sampleFileUpload.router import router as files_router
+from src.sampleFileUpload.tus import upload_cleanup
 from src.storage import build_storage
 from src.study.config import StudyConfig
 from src.study.router import router as study_router
@@ -67,6 +70,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await storage.startup()
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.auth = await start_auth(settings, app.state.sessionmaker)
     app.state.storage = storage
     logger.info(
         "MOSAIC %s started",
@@ -74,8 +78,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         extra={"environment": settings.environment, "storage": settings.storage_backend},
     )
     try:
-        yield
+        async with upload_cleanup(app):
+            yield
     finally:
+        await app.state.auth.close()
         await storage.close()
         await engine.dispose()
 
@@ -159,6 +165,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
     )
     app.state.settings = settings
     app.state.study_config = StudyConfig()
+    app.state.files_config = FilesConfig()
+    app.state.sheet_config = SheetConfig()
     install_error_handlers(app)
     app.include_router(service_router)
     app.include_router(auth_router, prefix=API_PREFIX)

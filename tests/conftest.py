@@ -9,11 +9,9 @@ Tests that need real commits or real processes use ``scratch_database_url``.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import anyio
@@ -25,8 +23,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from src.app import create_app
+from src.auth.models import User
 from src.config import Settings
 from src.database import create_engine, is_sqlite, upgrade_database
+from src.study.models import Study
+from tests.factories import auth_headers, create_user
+from tests.lifespan import running
+from tests.s3server import MotoServer
+from tests.study.factories import create_study
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -38,6 +42,20 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """A moto S3 server on a free loopback port, one per test session."""
+    server = MotoServer()
+    try:
+        server.start()
+    except RuntimeError as exc:
+        require(False, f"moto server unavailable: {exc}")
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -140,32 +158,6 @@ def settings(data_root: Path, database_url: str, tmp_path: Path) -> Settings:
     )
 
 
-@asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[FastAPI]:
-    """Run the app's lifespan in a task of its own, as a server would: pytest may finish an async
-    fixture in another task than it started it in, and task groups of the lifespan (background
-    jobs) must be exited by the task that entered them."""
-    started = asyncio.Event()
-    stop = asyncio.Event()
-
-    async def serve() -> None:
-        async with app.router.lifespan_context(app):
-            started.set()
-            await stop.wait()
-
-    task = asyncio.create_task(serve())
-    waiter = asyncio.create_task(started.wait())
-    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        waiter.cancel()
-        task.result()  # start-up failed: raise its error here
-    try:
-        yield app
-    finally:
-        stop.set()
-        await task
-
-
 @pytest.fixture
 async def app(
     settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
@@ -181,3 +173,19 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client
+
+
+# The everyday cast: a researcher, their token, and a draft study they own.
+@pytest.fixture
+async def owner(session: AsyncSession) -> User:
+    return await create_user(session)
+
+
+@pytest.fixture
+def headers(settings: Settings, owner: User) -> dict[str, str]:
+    return auth_headers(settings, owner)
+
+
+@pytest.fixture
+async def study(session: AsyncSession, owner: User) -> Study:
+    return await create_study(session, owner=owner)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import sys
@@ -32,7 +31,6 @@ from src.storage import (
     validate_key,
     validate_prefix,
 )
-from tests.s3server import MotoServer
 
 pytestmark = pytest.mark.asyncio
 
@@ -83,19 +81,6 @@ async def put(storage: Storage, key: str, data: bytes) -> None:
 
 
 # ------------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    server = MotoServer()
-    try:
-        server.start()
-    except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"moto server is required under CI=true: {exc}")
-        pytest.skip(f"moto server unavailable: {exc}")
-    yield server.url
-    server.stop()
 
 
 def s3_config(moto_url: str, bucket: str) -> dict[str, Any]:

@@ -22,7 +22,8 @@ from src.auth.config import AuthConfig
 from src.auth.state import AuthState
 from src.config import Settings
 from src.database import create_engine, is_sqlite
-from tests.conftest import require, running
+from tests.conftest import require
+from tests.lifespan import running
 
 CHEAP_ARGON2: dict[str, Any] = {
     "argon2_time_cost": 1,

@@ -1,0 +1,445 @@
+"""Database work of sequence files and tus uploads. Plain async functions: they flush, never
+commit; the upload flows (ingest and tus) decide where a transaction ends, so that none stays
+open while a body streams.
+
+Quotas count what a user stores (their files' sizes) plus what their unfinished tus uploads
+have reserved (each upload's declared length).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from src.auth.models import User
+from src.database import after_commit, utcnow
+from src.sampleFileUpload.config import FilesConfig
+from src.sampleFileUpload.exceptions import (
+    FileExistsInSampleError,
+    FileTooLargeError,
+    QuotaExceededError,
+)
+from src.sampleFileUpload.ingest import Ingested
+from src.storage import Storage
+from src.study import service as study_service
+from src.study.constants import AccessRole, EventAction, FileStatus, ReadKind, StudyStatus
+from src.study.exceptions import ForbiddenError, SampleNotFoundError, StudyLockedError
+from src.study.models import Sample, SampleFile, Study, Upload
+from src.study.service import StudyView
+
+EDITORS = frozenset({AccessRole.OWNER, AccessRole.EDITOR})
+
+
+def new_storage_key(study_id: uuid.UUID) -> str:
+    """A generated key under the study's prefix, so deleting the study removes the object."""
+    return f"{study_storage_prefix(study_id)}{uuid.uuid4()}"
+
+
+def study_storage_prefix(study_id: uuid.UUID) -> str:
+    return study_service.study_storage_prefix(study_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Limits.
+
+
+async def used_bytes(session: AsyncSession, *, user_id: uuid.UUID) -> int:
+    """Bytes the user stores plus bytes reserved by their unfinished uploads."""
+    stored = await session.scalar(
+        select(func.coalesce(func.sum(SampleFile.size), 0)).where(
+            SampleFile.uploaded_by_id == user_id
+        )
+    )
+    reserved = await session.scalar(
+        select(func.coalesce(func.sum(Upload.length), 0)).where(
+            Upload.owner_id == user_id, Upload.expires_at > utcnow()
+        )
+    )
+    return int(stored or 0) + int(reserved or 0)
+
+
+async def upload_allowance(
+    session: AsyncSession, *, config: FilesConfig, user: User, length: int | None
+) -> int:
+    """The most bytes this upload may have; 413 at once when a known ``length`` is over it."""
+    allowance = config.max_upload_bytes
+    if length is not None and length > allowance:
+        raise FileTooLargeError(
+            f"The file has {length} bytes; the largest accepted upload is {allowance}."
+        )
+    if config.storage_quota_bytes:
+        left = max(0, config.storage_quota_bytes - await used_bytes(session, user_id=user.id))
+        if length is not None and length > left:
+            raise QuotaExceededError(
+                f"The file has {length} bytes; {left} of your "
+                f"{config.storage_quota_bytes}-byte quota are left."
+            )
+        allowance = min(allowance, left)
+    return allowance
+
+
+def too_large_error(config: FilesConfig, allowance: int) -> FileTooLargeError | QuotaExceededError:
+    if allowance < config.max_upload_bytes:
+        return QuotaExceededError(f"The upload exceeds what is left of your quota ({allowance}).")
+    return FileTooLargeError(f"The upload exceeds the largest accepted size ({allowance}).")
+
+
+async def ensure_name_free(session: AsyncSession, *, sample_pk: uuid.UUID, filename: str) -> None:
+    """409 FILE_EXISTS when the sample has a file (finished or uploading) of that name."""
+    taken = await session.scalar(
+        select(SampleFile.id).where(
+            SampleFile.sample_pk == sample_pk, SampleFile.filename == filename
+        )
+    )
+    if taken is not None:
+        raise FileExistsInSampleError(
+            f"The sample already has a file named {filename!r}; delete it first."
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Re-checking after a stream: the study may have changed while the body was arriving.
+
+
+async def recheck_target(
+    session: AsyncSession, *, study_id: uuid.UUID, sample_pk: uuid.UUID, user: User
+) -> tuple[StudyView, Sample]:
+    """The study and sample, locked and re-read, if ``user`` may still add files to them."""
+    await session.execute(
+        select(Study)
+        .where(Study.id == study_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    view = await study_service.get_view(session, reference=str(study_id), user=user)
+    if view.my_role not in EDITORS:
+        raise ForbiddenError
+    if view.study.status != StudyStatus.DRAFT:
+        raise StudyLockedError(
+            f"The study became {view.study.status.value} while the file was uploading."
+        )
+    sample = await session.scalar(
+        select(Sample)
+        .where(Sample.id == sample_pk)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if sample is None:
+        raise SampleNotFoundError("The sample was deleted while the file was uploading.")
+    return view, sample
+
+
+def _apply(file: SampleFile, ingested: Ingested) -> None:
+    report = ingested.report
+    file.size = ingested.size
+    file.md5 = ingested.md5
+    file.sha256 = ingested.sha256
+    file.status = FileStatus.VALID if report.valid else FileStatus.INVALID
+    file.read_count = report.read_count
+    file.base_count = report.base_count
+    file.min_length = report.min_length
+    file.max_length = report.max_length
+    file.mean_length = report.mean_length
+    file.name_digest = report.name_digest
+    file.validation_errors = [
+        {"line": issue.line, "code": str(issue.code), "message": issue.message}
+        for issue in report.errors
+    ]
+
+
+def _file_added(session: AsyncSession, view: StudyView, user: User, file: SampleFile) -> None:
+    view.study.updated_at = utcnow()
+    study_service.record_event(
+        session,
+        study=view.study,
+        actor=user,
+        action=EventAction.FILE_ADDED,
+        detail={
+            "file_id": str(file.id),
+            "sample_id": file.sample_record.sample_id,
+            "filename": file.filename,
+            "size": file.size,
+            "status": file.status.value,
+        },
+    )
+
+
+async def add_file(
+    session: AsyncSession,
+    *,
+    view: StudyView,
+    sample: Sample,
+    user: User,
+    filename: str,
+    read: ReadKind,
+    storage_key: str,
+    ingested: Ingested,
+) -> SampleFile:
+    """Record a stored, validated file in ``sample``."""
+    await ensure_name_free(session, sample_pk=sample.id, filename=filename)
+    file = SampleFile(
+        id=uuid.uuid4(),
+        sample_pk=sample.id,
+        filename=filename,
+        read=read,
+        storage_key=storage_key,
+        uploaded_by_id=user.id,
+        created_at=utcnow(),
+    )
+    _apply(file, ingested)
+    file.sample_record = sample
+    session.add(file)
+    _file_added(session, view, user, file)
+    await session.flush()
+    return file
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and deleting files.
+
+
+async def get_file(session: AsyncSession, *, file_id: uuid.UUID) -> SampleFile | None:
+    """A file with its sample loaded (for ``sample_id`` and the study)."""
+    result = await session.scalars(
+        select(SampleFile)
+        .where(SampleFile.id == file_id)
+        .options(joinedload(SampleFile.sample_record))
+    )
+    return result.one_or_none()
+
+
+async def list_files(
+    session: AsyncSession, *, sample: Sample, valid_only: bool
+) -> list[SampleFile]:
+    statement = (
+        select(SampleFile)
+        .where(SampleFile.sample_pk == sample.id)
+        .options(joinedload(SampleFile.sample_record))
+        .order_by(SampleFile.created_at, SampleFile.id)
+    )
+    if valid_only:
+        statement = statement.where(SampleFile.status == FileStatus.VALID)
+    return list((await session.scalars(statement)).all())
+
+
+async def delete_file(
+    session: AsyncSession, *, view: StudyView, file: SampleFile, storage: Storage, actor: User
+) -> None:
+    """Delete a file (and the tus upload filling it); its bytes go once committed."""
+    uploads = (
+        await session.execute(
+            select(Upload.storage_key, Upload.storage_state).where(Upload.file_id == file.id)
+        )
+    ).all()
+    await session.execute(delete(Upload).where(Upload.file_id == file.id))
+    await session.execute(delete(SampleFile).where(SampleFile.id == file.id))
+    view.study.updated_at = utcnow()
+    study_service.record_event(
+        session,
+        study=view.study,
+        actor=actor,
+        action=EventAction.FILE_DELETED,
+        detail={"file_id": str(file.id), "filename": file.filename},
+    )
+    await session.flush()
+    key = file.storage_key
+
+    async def remove() -> None:
+        await storage.delete(key)
+        for upload_key, state in uploads:
+            if state:
+                await storage.abort_state(upload_key, state)
+
+    after_commit(session, remove)
+
+
+# ---------------------------------------------------------------------------------------------
+# tus uploads.
+
+
+async def create_upload(
+    session: AsyncSession,
+    *,
+    view: StudyView,
+    sample: Sample,
+    user: User,
+    filename: str,
+    read: ReadKind,
+    length: int,
+    declared_md5: str | None,
+    declared_sha256: str | None,
+    storage_key: str,
+    storage_state: dict[str, Any],
+    expires_at: datetime,
+) -> Upload:
+    """An upload and the ``uploading`` file it will complete."""
+    await ensure_name_free(session, sample_pk=sample.id, filename=filename)
+    file = SampleFile(
+        id=uuid.uuid4(),
+        sample_pk=sample.id,
+        filename=filename,
+        read=read,
+        size=0,
+        storage_key=storage_key,
+        status=FileStatus.UPLOADING,
+        validation_errors=[],
+        uploaded_by_id=user.id,
+        created_at=utcnow(),
+    )
+    session.add(file)
+    await session.flush()
+    upload = Upload(
+        id=uuid.uuid4(),
+        owner_id=user.id,
+        study_id=view.study.id,
+        sample_pk=sample.id,
+        filename=filename,
+        read=read,
+        declared_md5=declared_md5,
+        declared_sha256=declared_sha256,
+        length=length,
+        offset=0,
+        storage_key=storage_key,
+        storage_state=storage_state,
+        file_id=file.id,
+        expires_at=expires_at,
+    )
+    session.add(upload)
+    await session.flush()
+    return upload
+
+
+async def get_upload(session: AsyncSession, *, upload_id: uuid.UUID) -> Upload | None:
+    return await session.scalar(
+        select(Upload).where(Upload.id == upload_id).execution_options(populate_existing=True)
+    )
+
+
+async def take_lease(
+    session: AsyncSession,
+    *,
+    upload_id: uuid.UUID,
+    offset: int,
+    token: str,
+    seconds: float,
+) -> bool:
+    """Claim the upload for one PATCH at ``offset``; False if it moved or someone holds it."""
+    now = utcnow()
+    result = await session.execute(
+        update(Upload)
+        .where(
+            Upload.id == upload_id,
+            Upload.offset == offset,
+            or_(Upload.lease_token.is_(None), Upload.lease_expires_at < now),
+        )
+        .values(lease_token=token, lease_expires_at=now + timedelta(seconds=seconds))
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+async def renew_lease(
+    session: AsyncSession, *, upload_id: uuid.UUID, token: str, seconds: float
+) -> bool:
+    result = await session.execute(
+        update(Upload)
+        .where(Upload.id == upload_id, Upload.lease_token == token)
+        .values(lease_expires_at=utcnow() + timedelta(seconds=seconds))
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+async def release_lease(session: AsyncSession, *, upload_id: uuid.UUID, token: str) -> None:
+    await session.execute(
+        update(Upload)
+        .where(Upload.id == upload_id, Upload.lease_token == token)
+        .values(lease_token=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def save_progress(
+    session: AsyncSession,
+    *,
+    upload_id: uuid.UUID,
+    token: str,
+    offset: int,
+    storage_state: dict[str, Any],
+    expires_at: datetime,
+    keep_lease: bool,
+) -> bool:
+    """Record durable progress made under the lease ``token``; False if the lease was lost."""
+    values: dict[str, Any] = {
+        "offset": offset,
+        "storage_state": storage_state,
+        "expires_at": expires_at,
+        "updated_at": utcnow(),
+    }
+    if not keep_lease:
+        values.update(lease_token=None, lease_expires_at=None)
+    result = await session.execute(
+        update(Upload)
+        .where(Upload.id == upload_id, Upload.lease_token == token)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+async def complete_upload(
+    session: AsyncSession,
+    *,
+    upload: Upload,
+    view: StudyView,
+    sample: Sample,
+    user: User,
+    ingested: Ingested,
+) -> SampleFile:
+    """Turn the upload's ``uploading`` file into a valid or invalid one; drop the upload."""
+    file = await session.get(SampleFile, upload.file_id, populate_existing=True)
+    if file is None:  # the file was deleted meanwhile: the upload went with it
+        raise SampleNotFoundError("The file was deleted while it was uploading.")
+    _apply(file, ingested)
+    file.sample_record = sample
+    await session.execute(delete(Upload).where(Upload.id == upload.id))
+    _file_added(session, view, user, file)
+    await session.flush()
+    return file
+
+
+async def forget_upload(session: AsyncSession, *, upload: Upload) -> None:
+    """Delete an upload and its unfinished file record (stored bytes are the caller's)."""
+    await session.execute(delete(Upload).where(Upload.id == upload.id))
+    if upload.file_id is not None:
+        await session.execute(
+            delete(SampleFile).where(
+                SampleFile.id == upload.file_id, SampleFile.status == FileStatus.UPLOADING
+            )
+        )
+    await session.flush()
+
+
+async def expired_uploads(session: AsyncSession, *, limit: int) -> Sequence[Upload]:
+    """Expired uploads nobody is writing to, oldest first."""
+    now = utcnow()
+    result = await session.scalars(
+        select(Upload)
+        .where(
+            Upload.expires_at <= now,
+            or_(Upload.lease_token.is_(None), Upload.lease_expires_at < now),
+        )
+        .order_by(Upload.expires_at)
+        .limit(limit)
+    )
+    return result.all()
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
