@@ -57,6 +57,10 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_study_owner_id"), ["owner_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_study_published_at"), ["published_at"], unique=False)
         batch_op.create_index("ix_study_status_created_at", ["status", "created_at"], unique=False)
+        batch_op.create_index("ix_study_created_at", ["created_at"], unique=False)
+        batch_op.create_index(
+            "ix_study_status_submitted_at", ["status", "submitted_at"], unique=False
+        )
 
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
@@ -101,6 +105,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("sample", schema=None) as batch_op:
         batch_op.create_index("ix_sample_organism", ["organism"], unique=False)
+        batch_op.create_index("ix_sample_study_id_organism", ["study_id", "organism"], unique=False)
 
     op.create_table(
         "study_event",
@@ -126,6 +131,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("study_event", schema=None) as batch_op:
         batch_op.create_index("ix_study_event_study_id_at", ["study_id", "at"], unique=False)
+        batch_op.create_index("ix_study_event_at", ["at"], unique=False)
 
     op.create_table(
         "study_member",
@@ -198,7 +204,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("sample_file", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_sample_file_created_at"), ["created_at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_sample_file_sample_pk"), ["sample_pk"], unique=False)
+        batch_op.create_index(
+            "ix_sample_file_sample_pk_status", ["sample_pk", "status"], unique=False
+        )
         batch_op.create_index("ix_sample_file_status", ["status"], unique=False)
 
     op.create_table(
@@ -259,7 +267,7 @@ def downgrade() -> None:
     op.drop_table("upload")
     with op.batch_alter_table("sample_file", schema=None) as batch_op:
         batch_op.drop_index("ix_sample_file_status")
-        batch_op.drop_index(batch_op.f("ix_sample_file_sample_pk"))
+        batch_op.drop_index("ix_sample_file_sample_pk_status")
         batch_op.drop_index(batch_op.f("ix_sample_file_created_at"))
 
     op.drop_table("sample_file")
@@ -268,16 +276,20 @@ def downgrade() -> None:
 
     op.drop_table("study_member")
     with op.batch_alter_table("study_event", schema=None) as batch_op:
+        batch_op.drop_index("ix_study_event_at")
         batch_op.drop_index("ix_study_event_study_id_at")
 
     op.drop_table("study_event")
     with op.batch_alter_table("sample", schema=None) as batch_op:
+        batch_op.drop_index("ix_sample_study_id_organism")
         batch_op.drop_index("ix_sample_organism")
 
     op.drop_table("sample")
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index("ix_study_search_text_trgm", table_name="study")
     with op.batch_alter_table("study", schema=None) as batch_op:
+        batch_op.drop_index("ix_study_status_submitted_at")
+        batch_op.drop_index("ix_study_created_at")
         batch_op.drop_index("ix_study_status_created_at")
         batch_op.drop_index(batch_op.f("ix_study_published_at"))
         batch_op.drop_index(batch_op.f("ix_study_owner_id"))

@@ -1,5 +1,95 @@
-"""Routes of the dashboard: read-only aggregates and public statistics."""
+"""Routes of the dashboard: read-only aggregates and public statistics.
 
-from fastapi import APIRouter
+``/stats`` is open to anyone and counts public studies only. ``/dashboard/*`` needs a signed-in
+caller and covers their own studies (owned or member), or every study with ``scope=all`` for
+reviewers and admins.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from src.dashboard import service
+from src.dashboard.constants import (
+    BREAKDOWN_DEFAULT_LIMIT,
+    BREAKDOWN_MAX_LIMIT,
+    BreakdownField,
+    Metric,
+)
+from src.dashboard.dependencies import PeriodWindowDep, ViewerDep
+from src.dashboard.schemas import (
+    BREAKDOWN_EXAMPLE,
+    TIMESERIES_EXAMPLE,
+    BreakdownRow,
+    PublicStats,
+    Summary,
+    TimeseriesPoint,
+)
+from src.dependencies import SessionDep
+from src.exceptions import ErrorOut
 
 router = APIRouter(tags=["dashboard"])
+
+Responses = dict[int | str, dict[str, Any]]
+
+UNAUTHORIZED: Responses = {
+    401: {"model": ErrorOut, "description": "Missing or invalid access token"}
+}
+FORBIDDEN: Responses = {
+    403: {"model": ErrorOut, "description": "scope=all without the reviewer or admin role"}
+}
+SCOPED: Responses = {**UNAUTHORIZED, **FORBIDDEN}
+
+
+def _example(example: Any) -> Responses:
+    return {200: {"content": {"application/json": {"example": example}}}}
+
+
+@router.get("/stats", response_model=PublicStats)
+async def public_stats(session: SessionDep) -> PublicStats:
+    """Totals over public studies (published and released); anyone may read them."""
+    return await service.public_stats(session)
+
+
+@router.get("/dashboard/summary", response_model=Summary, responses=SCOPED)
+async def summary(viewer: ViewerDep, session: SessionDep) -> Summary:
+    """Where the scoped studies stand; scope=all adds accounts and the review queue."""
+    return await service.summary(session, viewer=viewer)
+
+
+@router.get(
+    "/dashboard/timeseries",
+    response_model=list[TimeseriesPoint],
+    responses={
+        **SCOPED,
+        **_example(TIMESERIES_EXAMPLE),
+        422: {"model": ErrorOut, "description": "INVALID_DATE_RANGE or TOO_MANY_PERIODS"},
+    },
+)
+async def timeseries(
+    viewer: ViewerDep,
+    window: PeriodWindowDep,
+    session: SessionDep,
+    metric: Annotated[Metric, Query(description="What is counted")] = Metric.STUDIES_CREATED,
+) -> list[TimeseriesPoint]:
+    """One value per day, week (from Monday) or month of the range, empty periods as 0."""
+    return await service.timeseries(session, viewer=viewer, metric=metric, window=window)
+
+
+@router.get(
+    "/dashboard/breakdown",
+    response_model=list[BreakdownRow],
+    responses={**SCOPED, **_example(BREAKDOWN_EXAMPLE)},
+)
+async def breakdown(
+    viewer: ViewerDep,
+    session: SessionDep,
+    by: Annotated[BreakdownField, Query(description="The sample field to group by")],
+    limit: Annotated[
+        int, Query(ge=1, le=BREAKDOWN_MAX_LIMIT, description="At most this many values")
+    ] = BREAKDOWN_DEFAULT_LIMIT,
+) -> list[BreakdownRow]:
+    """Samples and studies per organism, tissue or sex, most samples first (null: not given)."""
+    return await service.breakdown(session, viewer=viewer, by=by, limit=limit)

@@ -55,6 +55,9 @@ class Study(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "study"
     __table_args__ = (
         Index("ix_study_status_created_at", "status", "created_at"),
+        Index("ix_study_created_at", "created_at"),
+        # The review queue: studies in review, oldest submission first.
+        Index("ix_study_status_submitted_at", "status", "submitted_at"),
         # Trigram index behind ``q`` on PostgreSQL (created by the migration with pg_trgm).
         Index(
             "ix_study_search_text_trgm",
@@ -112,6 +115,7 @@ class Sample(UUIDPrimaryKey, Timestamps, Base):
         # sample_id is unique in a study ignoring case: the key is its lower-cased form.
         UniqueConstraint("study_id", "sample_key", name="uq_sample_study_id_sample_key"),
         Index("ix_sample_organism", "organism"),
+        Index("ix_sample_study_id_organism", "study_id", "organism"),
     )
 
     study_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"))
@@ -143,11 +147,13 @@ class Sample(UUIDPrimaryKey, Timestamps, Base):
 
 class SampleFile(UUIDPrimaryKey, Base):
     __tablename__ = "sample_file"
-    __table_args__ = (Index("ix_sample_file_status", "status"),)
-
-    sample_pk: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("sample.id", ondelete="CASCADE"), index=True
+    __table_args__ = (
+        Index("ix_sample_file_status", "status"),
+        # A sample's files by state: readiness, and the dashboard's sums over some studies.
+        Index("ix_sample_file_sample_pk_status", "sample_pk", "status"),
     )
+
+    sample_pk: Mapped[uuid.UUID] = mapped_column(ForeignKey("sample.id", ondelete="CASCADE"))
     filename: Mapped[str] = mapped_column(String(255))
     read: Mapped[ReadKind] = mapped_column(_enum(ReadKind, 8))
     size: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -212,7 +218,10 @@ class StudyEvent(UUIDPrimaryKey, Base):
     """The audit trail: who did what to a study, and when."""
 
     __tablename__ = "study_event"
-    __table_args__ = (Index("ix_study_event_study_id_at", "study_id", "at"),)
+    __table_args__ = (
+        Index("ix_study_event_study_id_at", "study_id", "at"),
+        Index("ix_study_event_at", "at"),
+    )
 
     study_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"))
     actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))

@@ -9,25 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User
-from src.config import Settings
 from src.study.models import SampleFile, Study, StudyEvent
-from tests.factories import auth_headers, create_user
 from tests.study.factories import add_file, create_study
-
-
-@pytest.fixture
-async def owner(session: AsyncSession) -> User:
-    return await create_user(session)
-
-
-@pytest.fixture
-def headers(settings: Settings, owner: User) -> dict[str, str]:
-    return auth_headers(settings, owner)
-
-
-@pytest.fixture
-async def study(session: AsyncSession, owner: User) -> Study:
-    return await create_study(session, owner=owner)
 
 
 def url(study: Study, suffix: str = "") -> str:

@@ -29,11 +29,6 @@ async def owner(session: AsyncSession) -> User:
     return await create_user(session, full_name="Ada Owner")
 
 
-@pytest.fixture
-def headers(settings: Settings, owner: User) -> dict[str, str]:
-    return auth_headers(settings, owner)
-
-
 async def actions(session: AsyncSession, study_id: object) -> list[str]:
     rows = await session.scalars(
         select(StudyEvent.action).where(StudyEvent.study_id == study_id).order_by(StudyEvent.at)

@@ -1,0 +1,53 @@
+"""Who may see which aggregates, and the validated time-series range, written once."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import Depends, Query
+
+from src.auth.models import UserRole
+from src.dashboard.constants import DashboardScope, Interval
+from src.dashboard.exceptions import DashboardForbiddenError
+from src.dashboard.service import Viewer
+from src.dashboard.utils import PeriodWindow, resolve_window
+from src.dependencies import CurrentUser
+from src.study.service import today
+
+STAFF = frozenset({UserRole.REVIEWER, UserRole.ADMIN})
+
+
+async def dashboard_viewer(
+    user: CurrentUser,
+    scope: Annotated[
+        DashboardScope,
+        Query(description="`mine`: studies you own or are a member of; `all`: reviewers, admins"),
+    ] = DashboardScope.MINE,
+) -> Viewer:
+    """The caller and the studies they asked about; scope=all is for reviewers and admins."""
+    if scope == DashboardScope.ALL and user.role not in STAFF:
+        raise DashboardForbiddenError
+    return Viewer(user=user, scope=scope)
+
+
+async def period_window(
+    interval: Annotated[Interval, Query(description="Length of a period")] = Interval.DAY,
+    start: Annotated[
+        date | None,
+        Query(description="First day (UTC), aligned to its period; default: see end"),
+    ] = None,
+    end: Annotated[
+        date | None,
+        Query(
+            description="Last day (UTC), aligned to its period; default: today, 30 days, "
+            "26 weeks or 12 months after a missing start"
+        ),
+    ] = None,
+) -> PeriodWindow:
+    """The range of a time series: start ≤ end and at most 1,000 periods, else 422."""
+    return resolve_window(interval, start, end, today=today())
+
+
+ViewerDep = Annotated[Viewer, Depends(dashboard_viewer)]
+PeriodWindowDep = Annotated[PeriodWindow, Depends(period_window)]
