@@ -22,7 +22,6 @@ from src.storage import (
     MIN_PART_SIZE,
     LocalStorage,
     ObjectNotFoundError,
-    S3Storage,
     Storage,
     StorageError,
     build_storage,
@@ -31,6 +30,7 @@ from src.storage import (
     validate_key,
     validate_prefix,
 )
+from src.storage_s3 import S3Storage
 
 pytestmark = pytest.mark.asyncio
 
@@ -311,7 +311,8 @@ async def test_unflushed_bytes_are_dropped_on_resume(make_storage: StorageFactor
 KILLED_WRITER = """
 import json, os, random, signal, sys
 import anyio
-from src.storage import LocalStorage, S3Storage
+from src.storage import LocalStorage
+from src.storage_s3 import S3Storage
 
 async def main():
     config = json.loads(sys.argv[1])
