@@ -118,7 +118,18 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         engine = create_async_engine(url, echo=echo)
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        # asyncpg prepares every statement, and after five runs PostgreSQL may switch to a
+        # generic plan that guesses LIKE selectivity: for a search term too short to have a
+        # trigram it then scans the whole GIN index (3x a sequential scan). Plan each statement
+        # for its actual values instead.
+        connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
+    )
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
