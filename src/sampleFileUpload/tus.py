@@ -35,7 +35,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 from typing import Annotated, Any
 
@@ -261,7 +261,7 @@ async def owned_upload(
     if upload is None or upload.owner_id != user.id:
         raise UploadNotFoundError
     now = utcnow()
-    if _aware(upload.expires_at) <= now and not _leased(upload, now):
+    if upload.expires_at <= now and not _leased(upload, now):
         await discard_upload(session, storage, upload)
         await session.commit()
         await run_after_commit(session)
@@ -273,13 +273,8 @@ def _leased(upload: Upload, now: datetime) -> bool:
     return (
         upload.lease_token is not None
         and upload.lease_expires_at is not None
-        and _aware(upload.lease_expires_at) > now
+        and upload.lease_expires_at > now
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they are UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 OwnedUpload = Annotated[Upload, Depends(owned_upload)]
@@ -673,7 +668,7 @@ async def upload_offset(upload: OwnedUpload) -> Response:
         headers={
             "Upload-Offset": str(upload.offset),
             "Upload-Length": str(upload.length),
-            "Upload-Expires": http_date(_aware(upload.expires_at)),
+            "Upload-Expires": http_date(upload.expires_at),
             "Cache-Control": "no-store",
         },
     )
