@@ -27,6 +27,7 @@ from src.config import Settings
 from src.dashboard.router import router as dashboard_router
 from src.database import create_engine, create_sessionmaker
 from src.exceptions import ErrorCode, ErrorOut, error_response, install_error_handlers
+from src.logging import configure_logging
 from src.middleware import RequestContextMiddleware
 from src.sampleFileUpload.config import FilesConfig, SheetConfig
 from src.sampleFileUpload.router import router as files_router
@@ -151,8 +152,11 @@ def _docs_routes(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
-    """Build the application. With no settings, they are read from the environment."""
-    settings = settings or Settings(**overrides)
+    """Build the application. With no settings, they are read from the environment and logging
+    is set up from them: that is how uvicorn's factory starts each worker process."""
+    if settings is None:
+        settings = Settings(**overrides)
+        configure_logging(settings.log_level, settings.log_format)
     app = FastAPI(
         title="MOSAIC",
         version=__version__,

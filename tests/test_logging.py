@@ -8,6 +8,7 @@ import logging
 import httpx
 import pytest
 
+from src.app import create_app
 from src.logging import (
     ConsoleFormatter,
     ContextFilter,
@@ -83,3 +84,18 @@ class TestFormatters:
         entry = json.loads(out)
         assert entry["message"] == "hello"
         assert entry["user_id"] == "u1"
+
+
+def test_each_worker_sets_up_logging_from_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's factory starts every worker with ``create_app()``: that must configure logging,
+    or a multi-worker server writes no access lines at all."""
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    try:
+        create_app()
+        formatters = [type(handler.formatter) for handler in root.handlers]
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    assert formatters == [JsonFormatter]

@@ -16,6 +16,7 @@ from starlette.requests import HTTPConnection
 
 from src.auth import service as auth_service
 from src.auth.config import AuthConfig
+from src.auth.exceptions import EmailTakenError
 from src.auth.passwords import PasswordHasher
 from src.auth.ratelimit import DatabaseStorage
 from src.config import Settings
@@ -79,7 +80,7 @@ async def start_auth(
                     passwords=state.passwords,
                 )
                 await session.commit()
-        except IntegrityError:  # another worker created it at the same moment
+        except (IntegrityError, EmailTakenError):  # another worker created it at the same moment
             created = False
         if created:
             logger.info("first admin %s created", email.lower())

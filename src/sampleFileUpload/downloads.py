@@ -68,6 +68,8 @@ async def download(
     if config.download_accel == "nginx" and storage.local_path(file.storage_key) is not None:
         headers["X-Accel-Redirect"] = config.download_accel_prefix + file.storage_key
         headers["Content-Type"] = _media_type(file.filename)
+        # nginx adds its own when it serves the file; ours would make it appear twice.
+        del headers["Accept-Ranges"]
         return Response(status_code=200, headers=headers)
     if config.download_redirect and not head:
         url = await storage.presign_get(file.storage_key, filename=file.filename)

@@ -14,15 +14,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from src.app import create_app
+from src.auth import service as auth_service
 from src.auth.cli import create_admin
 from src.auth.config import AuthConfig
+from src.auth.exceptions import EmailTakenError
 from src.auth.models import User, UserRole
 from src.auth.state import start_auth
 from src.config import Settings
 from src.database import create_engine, create_sessionmaker, upgrade_database
 from tests.auth.conftest import CHEAP_ARGON2, make_config
 from tests.auth.helpers import AUTH, assert_error, bearer, login, register
-from tests.conftest import running
+from tests.lifespan import running
 
 
 def scratch_settings(url: str, tmp_path: Path) -> Settings:
@@ -69,6 +71,24 @@ class TestFirstAdmin:
         assert len(admins) == 1
         await session.refresh(admins[0])
         assert admins[0].password_hash == first_hash
+
+    async def test_losing_the_race_to_another_worker_is_not_an_error(
+        self,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Several workers start at once: the one whose insert loses still starts."""
+
+        async def created_meanwhile(*args: object, **kwargs: object) -> bool:
+            raise EmailTakenError
+
+        monkeypatch.setattr(auth_service, "ensure_first_admin", created_meanwhile)
+        config = make_config(
+            first_admin_email="root@example.org", first_admin_password="first-admin-password"
+        )
+        state = await start_auth(settings, sessionmaker, config)
+        assert state.config.first_admin_email == "root@example.org"
 
     async def test_nothing_happens_without_the_settings(
         self,
