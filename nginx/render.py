@@ -25,7 +25,9 @@ NGINX_DIR = Path(__file__).resolve().parent
 MAIN_CONFIG = NGINX_DIR / "nginx.conf"
 SERVER_TEMPLATE = NGINX_DIR / "default.conf.template"
 SYSTEM_MIME_TYPES = Path("/etc/nginx/mime.types")
-DEFAULT_UPLOAD_MAX_BODY_SIZE = "50g"
+# A little above MAX_UPLOAD_BYTES (50 GiB): a multipart body of a largest allowed file has framing
+# around it, and an oversized upload should get the API's FILE_TOO_LARGE, not nginx's 413.
+DEFAULT_UPLOAD_MAX_BODY_SIZE = "51g"
 RENDER_MARKER = "# render.py"
 TEMP_DIRECTIVES = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
