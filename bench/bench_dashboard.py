@@ -3,12 +3,11 @@
 Seeds a scratch database built by the migrations (a SQLite file, and a throw-away PostgreSQL
 database when one answers) with bulk inserts, then times each dashboard endpoint through the ASGI
 app (httpx + ASGITransport, so routing, auth, SQL and serialisation, without a socket): warm-up
-requests, then sequential timed requests, reported as p50/p95. With ``--proposed-indexes`` each
-database is timed a second time after creating the indexes the dashboard asks for.
+requests, then sequential timed requests, reported as p50/p95.
 
 Run: ``.venv/bin/python bench/bench_dashboard.py [--studies 10000] [--samples-per-study 20]
-[--requests 100] [--database sqlite|postgresql|both] [--proposed-indexes]``.
-Writes docs/benchmarks.dashboard.md.
+[--requests 100] [--database sqlite|postgresql|both]``.
+Writes docs/benchmarks/dashboard.md.
 """
 
 from __future__ import annotations
@@ -45,17 +44,9 @@ from src.database import create_engine, upgrade_database
 from src.study.models import Sample, SampleFile, Study, StudyEvent, StudyMember
 
 ROOT = Path(__file__).resolve().parents[1]
-OUTPUT = ROOT / "docs" / "benchmarks.dashboard.md"
+OUTPUT = ROOT / "docs" / "benchmarks" / "dashboard.md"
 SECRET = "bench-secret-key-that-is-long-enough-0123456789"
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-
-# (name, table, columns): what the dashboard's queries would use; created by --proposed-indexes.
-PROPOSED_INDEXES = [
-    ("ix_study_event_at", "study_event", ["at"]),
-    ("ix_study_created_at", "study", ["created_at"]),
-    ("ix_study_status_submitted_at", "study", ["status", "submitted_at"]),
-    ("ix_sample_study_id_organism", "sample", ["study_id", "organism"]),
-]
 
 ORGANISMS = [
     ("Mus musculus", 50),
@@ -241,18 +232,6 @@ async def seed(url: str, tables: dict[str, Any], seeded: Seeded) -> Seeded:
     return seeded
 
 
-async def add_proposed_indexes(url: str) -> None:
-    engine = create_engine(url)
-    async with engine.begin() as connection:
-        for name, table, columns in PROPOSED_INDEXES:
-            quoted = ", ".join(columns)
-            await connection.execute(
-                text(f'CREATE INDEX IF NOT EXISTS {name} ON "{table}" ({quoted})')
-            )
-        await connection.execute(text("ANALYZE"))
-    await engine.dispose()
-
-
 def endpoints(today: date) -> list[tuple[str, str, dict[str, str]]]:
     """(label, who, path with query) to time; who is anon, heavy or admin."""
     year_ago = (today - timedelta(days=364)).isoformat()
@@ -380,12 +359,6 @@ async def run_database(
         seeded = await seed(url, tables, seeded)
         print(f"{kind}: seeded in {seeded.seconds:.1f} s; timing")
         runs = {"as migrated": await measure(url, seeded, args.requests, workdir / "data")}
-        if args.proposed_indexes:
-            await add_proposed_indexes(url)
-            print(f"{kind}: with the proposed indexes")
-            runs["with proposed indexes"] = await measure(
-                url, seeded, args.requests, workdir / "data"
-            )
         return {"seconds": seeded.seconds, "runs": runs}
     finally:
         if dropper is not None:
@@ -406,7 +379,7 @@ def write_markdown(
         "```",
         f".venv/bin/python bench/bench_dashboard.py --studies {args.studies} "
         f"--samples-per-study {args.samples_per_study} --requests {args.requests} "
-        f"--database {args.database}" + (" --proposed-indexes" if args.proposed_indexes else ""),
+        f"--database {args.database}",
         "```",
         "",
         f"## {datetime.now(UTC).date().isoformat()}",
@@ -433,15 +406,6 @@ def write_markdown(
             cells = [f"{run[index][1]:.1f} / {run[index][2]:.1f}" for run in runs.values()]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
-    if args.proposed_indexes:
-        lines.append(
-            "Proposed indexes: "
-            + ", ".join(
-                f"`{table}({', '.join(columns)})`" for _, table, columns in PROPOSED_INDEXES
-            )
-            + "."
-        )
-        lines.append("")
     OUTPUT.write_text("\n".join(lines))
     print(f"wrote {OUTPUT}")
 
@@ -453,7 +417,6 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_PG))
-    parser.add_argument("--proposed-indexes", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     tables, seeded = build_rows(args.studies, args.samples_per_study)

@@ -1,6 +1,6 @@
 """Sample-sheet throughput: parse + validate 50,000 rows, next to a plain csv.DictReader pass.
 
-Run: ``.venv/bin/python bench/bench_sheets.py [rows]``. Writes docs/benchmarks.sheets.md.
+Run: ``.venv/bin/python bench/bench_sheets.py [rows]``. Writes docs/benchmarks/sheets.md.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def main() -> None:
         f"csv parse + validate costs {csv_full / baseline:.1f}x a bare DictReader pass.",
         "",
     ]
-    output = ROOT / "docs" / "benchmarks.sheets.md"
+    output = ROOT / "docs" / "benchmarks" / "sheets.md"
     output.write_text("\n".join(lines))
     print("\n".join(lines))
 

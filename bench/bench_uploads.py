@@ -9,7 +9,7 @@ by httpx. The goal is every path within 1.3x of the baseline's time; the server'
 stay under --rss-limit-mb (default 150) or the script exits 1, loudly.
 
     .venv/bin/python bench/bench_uploads.py --size-mb 1024 --keep /tmp/bench.fastq.gz \
-        --out docs/benchmarks.uploads.md
+        --out docs/benchmarks/uploads.md
 """
 
 import argparse
