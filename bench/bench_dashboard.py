@@ -42,6 +42,7 @@ from src.auth.models import User
 from src.config import Settings
 from src.database import create_engine, upgrade_database
 from src.study.models import Sample, SampleFile, Study, StudyEvent, StudyMember
+from tests.databases import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "docs" / "benchmarks" / "dashboard.md"
@@ -313,26 +314,12 @@ async def measure(
 
 
 async def scratch_postgres(base: str) -> tuple[str, str] | None:
-    name = f"mosaic_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base)
     try:
-        async with admin.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        name, url = await create_database(base, "mosaic_bench")
     except OSError as exc:
         print(f"PostgreSQL unavailable ({exc}); skipped")
         return None
-    finally:
-        await admin.dispose()
-    return make_url(base).set(database=name).render_as_string(hide_password=False), name
-
-
-async def drop_postgres(base: str, name: str) -> None:
-    admin = create_engine(base)
-    async with admin.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    await admin.dispose()
+    return url, name
 
 
 def cpu_model() -> str:
@@ -362,7 +349,7 @@ async def run_database(
         return {"seconds": seeded.seconds, "runs": runs}
     finally:
         if dropper is not None:
-            await drop_postgres(args.pg_url, dropper)
+            await drop_database(args.pg_url, dropper)
 
 
 def write_markdown(

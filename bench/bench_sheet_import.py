@@ -14,41 +14,22 @@ import io
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
-from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_sheets import cpu_model, samples
 from src.app import create_app
 from src.config import Settings
-from src.database import create_engine, upgrade_database
+from src.database import upgrade_database
 from src.sampleFileUpload.sheets import write_sheet
+from tests.databases import create_database, drop_database
 from tests.factories import auth_headers, create_user
 from tests.lifespan import running
 
 POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-
-
-async def scratch_postgres() -> tuple[str, str]:
-    name = f"mosaic_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES)
-    async with admin.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
-    return POSTGRES.rsplit("/", 1)[0] + f"/{name}", name
-
-
-async def drop_postgres(name: str) -> None:
-    admin = create_engine(POSTGRES)
-    async with admin.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
 
 
 async def measure(database: str, rows: int) -> dict[str, float]:
@@ -60,7 +41,7 @@ async def measure(database: str, rows: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         name = None
         if database == "postgres":
-            url, name = await scratch_postgres()
+            name, url = await create_database(POSTGRES, "mosaic_bench")
         else:
             url = f"sqlite+aiosqlite:///{folder}/bench.db"
         try:
@@ -100,7 +81,7 @@ async def measure(database: str, rows: int) -> dict[str, float]:
                     assert imported.json()["created"] == rows
         finally:
             if name:
-                await drop_postgres(name)
+                await drop_database(POSTGRES, name)
     return {"dictreader": dictreader, "validate": validate, "append": append}
 
 

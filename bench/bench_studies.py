@@ -39,7 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench._seed import COMMON_TERM, RARE_TERM, SeedStats, SeedUsers, seed_studies, seed_users
@@ -49,6 +48,7 @@ from src.auth.jwt import encode_access_token
 from src.config import Settings
 from src.database import create_engine, upgrade_database
 from src.study.config import StudyConfig
+from tests.databases import create_database, drop_database
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 SECRET = "bench-secret-key-that-is-long-enough-0123456789abcdef"
@@ -363,28 +363,6 @@ async def prepared_plans(app: FastAPI) -> list[tuple[str, int, int]]:
     return found
 
 
-async def create_database(base_url: str) -> tuple[str, str]:
-    name = f"mosaic_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base_url)
-    try:
-        async with admin.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await admin.dispose()
-    return name, make_url(base_url).set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_database(base_url: str, name: str) -> None:
-    admin = create_engine(base_url)
-    try:
-        async with admin.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
-
-
 async def vacuum_analyze(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         await connection.execution_options(isolation_level="AUTOCOMMIT")
@@ -477,7 +455,7 @@ async def run_sqlite(args: argparse.Namespace) -> Run:
 
 async def run_postgres(args: argparse.Namespace) -> Run:
     run = Run("PostgreSQL")
-    name, url = await create_database(args.postgres_url)
+    name, url = await create_database(args.postgres_url, "mosaic_bench")
     print(f"PostgreSQL: scratch database {name}", flush=True)
     engine = create_engine(url)
     try:

@@ -10,7 +10,6 @@ Tests that need real commits or real processes use ``scratch_database_url``.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,8 +17,6 @@ import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from src.app import create_app
@@ -27,6 +24,7 @@ from src.auth.models import User
 from src.config import Settings
 from src.database import create_engine, is_sqlite, upgrade_database
 from src.study.models import Study
+from tests.databases import create_database, drop_database
 from tests.factories import auth_headers, create_user
 from tests.lifespan import running
 from tests.s3server import MotoServer
@@ -63,32 +61,6 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("mosaic-data")
 
 
-async def create_database(base_url: str, name: str) -> str:
-    """A new, empty PostgreSQL database next to ``base_url``'s; returns its URL."""
-    admin = create_engine(base_url)
-    try:
-        async with admin.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await admin.dispose()
-    return make_url(base_url).set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_database(base_url: str, name: str) -> None:
-    admin = create_engine(base_url)
-    try:
-        async with admin.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
-
-
-def _database_name(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:10]}"
-
-
 @pytest.fixture(scope="session")
 async def database_url(data_root: Path) -> AsyncIterator[str]:
     """SQLite in the session's temporary folder, or a fresh PostgreSQL database created next to
@@ -97,8 +69,8 @@ async def database_url(data_root: Path) -> AsyncIterator[str]:
     if not base or is_sqlite(base):
         yield base or f"sqlite+aiosqlite:///{data_root / 'test.db'}"
         return
-    name = _database_name("mosaic_test")
-    yield await create_database(base, name)
+    name, url = await create_database(base, "mosaic_test")
+    yield url
     await drop_database(base, name)
 
 
@@ -142,8 +114,8 @@ async def scratch_database_url(tmp_path: Path) -> AsyncIterator[str]:
     if not base or is_sqlite(base):
         yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}"
         return
-    name = _database_name("mosaic_scratch")
-    yield await create_database(base, name)
+    name, url = await create_database(base, "mosaic_scratch")
+    yield url
     await drop_database(base, name)
 
 

@@ -24,6 +24,7 @@ from src.sampleFileUpload.dependencies import (
 )
 from src.sampleFileUpload.sheet_router import sheet_router
 from src.sampleFileUpload.tus import tus_router
+from src.sampleFileUpload.utils import multipart_body
 from src.study.constants import AccessRole
 from src.study.dependencies import EditableSample, EditableStudy, SampleDep, StorageDep, StudyDep
 from src.study.models import SampleFile
@@ -51,25 +52,12 @@ def _length(value: str | None) -> int | None:
     response_model=FileRead,
     status_code=status.HTTP_201_CREATED,
     responses=UPLOAD_ERRORS,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {
-                            "file": {"type": "string", "format": "binary"},
-                            "read": {"type": "string", "enum": ["single", "R1", "R2"]},
-                            "md5": {"type": "string"},
-                            "sha256": {"type": "string"},
-                        },
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=multipart_body(
+        "a FASTQ file: .fastq, .fq, .fastq.gz or .fq.gz",
+        read={"type": "string", "enum": ["single", "R1", "R2"]},
+        md5={"type": "string", "description": "the file's MD5, to be checked"},
+        sha256={"type": "string", "description": "the file's SHA-256, to be checked"},
+    ),
 )
 async def upload_file(
     request: Request,
@@ -162,20 +150,14 @@ DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
 @files_router.get(
     "/files/{file_id}/download", response_class=Response, responses=DOWNLOAD_RESPONSES
 )
-async def download_file(
-    request: Request, access: VisibleFile, storage: StorageDep, config: FilesConfigDep
-) -> Response:
-    """Download a file, or one byte range of it (Range, If-Range, ETag, checksum headers)."""
-    return await downloads.download(request, file=access.file, storage=storage, config=config)
-
-
 @files_router.head(
     "/files/{file_id}/download", response_class=Response, responses=DOWNLOAD_RESPONSES
 )
-async def download_file_headers(
+async def download_file(
     request: Request, access: VisibleFile, storage: StorageDep, config: FilesConfigDep
 ) -> Response:
-    """The headers a download would have (size, ETag, checksums), without the body."""
+    """Download a file or one byte range of it (Range, If-Range, ETag, checksum headers);
+    HEAD gives the same headers without the body."""
     return await downloads.download(request, file=access.file, storage=storage, config=config)
 
 

@@ -24,6 +24,7 @@ from src.sampleFileUpload.sheet_import import (
     TemplateFormat,
 )
 from src.sampleFileUpload.sheets import MEDIA_TYPES
+from src.sampleFileUpload.utils import multipart_body
 from src.storage import content_disposition
 from src.study.checklist import checklist_fields
 from src.study.dependencies import EditableStudy, StorageDep, StudyDep
@@ -103,28 +104,6 @@ async def uploaded_sheet(request: Request, config: SheetConfigDep) -> UploadedSh
     return UploadedSheet(data=data, filename=upload.filename)
 
 
-SHEET_FORM = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "csv, tsv, txt, json or xlsx",
-                        }
-                    },
-                }
-            }
-        },
-    }
-}
-
-
 def _file_response(data: bytes, *, format: str, filename: str, status_code: int = 200) -> Response:
     return Response(
         data,
@@ -154,7 +133,7 @@ async def sheet_checklist() -> list[dict[str, Any]]:
 @sheet_router.post(
     "/studies/{study}/sample-sheet",
     response_model=SheetReportOut,
-    openapi_extra=SHEET_FORM,
+    openapi_extra=multipart_body("the sheet: csv, tsv, txt, json or xlsx"),
     responses={
         201: {"model": SheetReportOut, "description": "Applied (append or replace)"},
         401: {"model": ErrorOut},

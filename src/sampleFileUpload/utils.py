@@ -7,6 +7,7 @@ import base64
 import binascii
 import re
 import unicodedata
+from typing import Any
 
 from src.sampleFileUpload.exceptions import (
     InvalidChecksumError,
@@ -118,3 +119,19 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         raise ValueError("range starts past the end")
     end = int(last) if last else size - 1
     return start, min(end, size - 1)
+
+
+def multipart_body(file_description: str, **fields: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` of a multipart form with a ``file`` part (for routes that read the
+    body as a stream themselves, so FastAPI cannot describe it)."""
+    properties: dict[str, Any] = {
+        "file": {"type": "string", "format": "binary", "description": file_description},
+        **fields,
+    }
+    schema = {"type": "object", "required": ["file"], "properties": properties}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": schema}},
+        }
+    }

@@ -5,23 +5,18 @@ databases for what must run outside the per-test transaction (start-up, CLI, sev
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from src.app import create_app
 from src.auth.config import AuthConfig
 from src.auth.state import AuthState
 from src.config import Settings
-from src.database import create_engine, is_sqlite
 from tests.conftest import require
 from tests.lifespan import running
 
@@ -94,19 +89,6 @@ async def flush_redis(url: str) -> None:
 
 
 @pytest.fixture
-async def scratch_url(tmp_path: Path) -> AsyncIterator[str]:
+def scratch_url(scratch_database_url: str) -> str:
     """An empty database of the suite's kind, outside the per-test transaction; dropped after."""
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base or is_sqlite(base):
-        yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}"
-        return
-    name = f"mosaic_auth_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base)
-    async with admin.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    async with admin.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    await admin.dispose()
+    return scratch_database_url
