@@ -1,7 +1,8 @@
 """Pure-ASGI middleware: request ids and one access-log line per request.
 
-Written against the raw ASGI interface (not ``BaseHTTPMiddleware``) so streaming request and
-response bodies pass through untouched and context variables set here are seen by the handlers.
+Written against the raw ASGI interface, not Starlette's request/response middleware base class,
+so streaming request and response bodies pass through untouched and context variables set here
+are seen by the handlers.
 """
 
 from __future__ import annotations

@@ -46,7 +46,8 @@ import pytest
 
 from nginx import render
 from src.database import is_sqlite
-from tests.conftest import create_database, drop_database, require
+from tests.conftest import require
+from tests.databases import create_database, drop_database
 from tests.s3server import MotoServer
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -204,8 +205,8 @@ def _database_for(directory: Path) -> tuple[str, str | None]:
     base = os.environ.get("TEST_DATABASE_URL")
     if not base or is_sqlite(base):
         return f"sqlite+aiosqlite:///{directory / 'data' / 'mosaic.db'}", None
-    name = f"mosaic_e2e_{uuid.uuid4().hex[:10]}"
-    return asyncio.run(create_database(base, name)), name
+    name, url = asyncio.run(create_database(base, "mosaic_e2e"))
+    return url, name
 
 
 def start_stack(backend: str, directory: Path) -> Stack:
