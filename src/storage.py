@@ -463,8 +463,13 @@ class _LocalWriter(ResumableWriter):
         self._directory_synced = directory_synced
 
     async def _write(self, data: memoryview) -> None:
-        self._buffer += data
         self._size += len(data)
+        if not self._buffer and len(data) >= LOCAL_WRITE_BUFFER:
+            # A whole block: straight to the file from a worker thread, with no copy on the
+            # event loop (uploads hand over blocks of a MiB or more, which stay untouched).
+            await _in_thread(self._file.write, data)
+            return
+        self._buffer += data
         if len(self._buffer) >= LOCAL_WRITE_BUFFER:
             await self._drain()
 
