@@ -6,9 +6,13 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
 from main import main as cli_main
+from src.auth.config import AuthConfig
 from src.config import Settings
+from src.sampleFileUpload.config import FilesConfig, SheetConfig
+from src.study.config import StudyConfig
 
 
 def make(**values: object) -> Settings:
@@ -60,3 +64,17 @@ class TestProduction:
             cli_main(["migrate"])
         assert stopped.value.code == 2
         assert "SECRET_KEY" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "config_class", [Settings, AuthConfig, StudyConfig, FilesConfig, SheetConfig]
+)
+def test_every_setting_is_documented_in_env_sample(config_class: type[BaseSettings]) -> None:
+    sample = (Path(__file__).resolve().parent.parent / ".env.sample").read_text()
+    prefix = config_class.model_config.get("env_prefix") or ""
+    missing = [
+        (prefix + name).upper()
+        for name in config_class.model_fields
+        if f"\n{(prefix + name).upper()}=" not in sample
+    ]
+    assert missing == []
