@@ -42,6 +42,15 @@ class ErrorOut(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
+# The ``responses=`` of a route: status -> OpenAPI description of the answer.
+Responses = dict[int | str, dict[str, Any]]
+
+
+def error_responses(*codes: int) -> Responses:
+    """Declare that a route may answer these statuses with the error envelope."""
+    return {code: {"model": ErrorOut} for code in codes}
+
+
 class AppError(Exception):
     """Base of every domain refusal. Subclasses set ``status_code``, ``code`` and ``message``."""
 

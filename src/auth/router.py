@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -30,12 +30,10 @@ from src.auth.schemas import (
 )
 from src.auth.utils import clear_refresh_cookie, set_refresh_cookie
 from src.dependencies import AdminUser, CurrentUser, PageDep, SessionDep
-from src.exceptions import ErrorOut
+from src.exceptions import ErrorOut, Responses
 from src.schemas import Paginated
 
 router = APIRouter(prefix="/auth", tags=["auth"])
-
-Responses = dict[int | str, dict[str, Any]]
 
 # Declared on every route: the error envelope and the codes it may carry.
 UNAUTHORIZED: Responses = {401: {"model": ErrorOut, "description": "INVALID_TOKEN"}}

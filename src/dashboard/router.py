@@ -28,11 +28,9 @@ from src.dashboard.schemas import (
     TimeseriesPoint,
 )
 from src.dependencies import SessionDep
-from src.exceptions import ErrorOut
+from src.exceptions import ErrorOut, Responses
 
 router = APIRouter(tags=["dashboard"])
-
-Responses = dict[int | str, dict[str, Any]]
 
 UNAUTHORIZED: Responses = {
     401: {"model": ErrorOut, "description": "Missing or invalid access token"}

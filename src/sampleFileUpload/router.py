@@ -9,12 +9,12 @@ stream by ``uploads.py``, after the dependencies have authorised the caller.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from src.dependencies import CurrentUser, SessionDep
-from src.exceptions import ErrorOut
+from src.exceptions import Responses, error_responses
 from src.sampleFileUpload import downloads, service, uploads
 from src.sampleFileUpload.dependencies import (
     EditableFile,
@@ -36,11 +36,7 @@ files_router = APIRouter(tags=["files"])
 SAMPLE_FILES = "/studies/{study}/samples/{sample_id}/files"
 
 
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ErrorOut} for code in codes}
-
-
-UPLOAD_ERRORS = _errors(400, 401, 403, 404, 409, 413, 415, 422)
+UPLOAD_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 415, 422)
 
 
 def _length(value: str | None) -> int | None:
@@ -126,7 +122,7 @@ async def put_file(
     )
 
 
-@files_router.get(SAMPLE_FILES, response_model=list[FileRead], responses=_errors(404))
+@files_router.get(SAMPLE_FILES, response_model=list[FileRead], responses=error_responses(404))
 async def list_files(view: StudyDep, sample: SampleDep, session: SessionDep) -> list[SampleFile]:
     """The files of a sample (the public sees valid files only)."""
     return await service.list_files(
@@ -134,16 +130,16 @@ async def list_files(view: StudyDep, sample: SampleDep, session: SessionDep) -> 
     )
 
 
-@files_router.get("/files/{file_id}", response_model=FileRead, responses=_errors(404))
+@files_router.get("/files/{file_id}", response_model=FileRead, responses=error_responses(404))
 async def get_file(access: VisibleFile) -> SampleFile:
     """One file: state, checksums, read statistics and validation errors."""
     return access.file
 
 
-DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+DOWNLOAD_RESPONSES: Responses = {
     200: {"content": {"application/octet-stream": {}}, "description": "The file"},
     206: {"description": "One byte range of the file"},
-    **_errors(404, 416),
+    **error_responses(404, 416),
 }
 
 
@@ -164,7 +160,7 @@ async def download_file(
 @files_router.delete(
     "/files/{file_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=_errors(401, 403, 404, 409),
+    responses=error_responses(401, 403, 404, 409),
 )
 async def delete_file(
     access: EditableFile, user: CurrentUser, session: SessionDep, storage: StorageDep

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
 from src.dependencies import CurrentUser, SessionDep
-from src.exceptions import ErrorOut
+from src.exceptions import ErrorOut, error_responses
 from src.sampleFileUpload import sheet_import
 from src.sampleFileUpload.config import SheetConfig
 from src.sampleFileUpload.exceptions import MissingSheetError, SheetInvalidError, SheetTooLargeError
@@ -136,11 +136,7 @@ async def sheet_checklist() -> list[dict[str, Any]]:
     openapi_extra=multipart_body("the sheet: csv, tsv, txt, json or xlsx"),
     responses={
         201: {"model": SheetReportOut, "description": "Applied (append or replace)"},
-        401: {"model": ErrorOut},
-        403: {"model": ErrorOut},
-        404: {"model": ErrorOut},
-        409: {"model": ErrorOut},
-        413: {"model": ErrorOut},
+        **error_responses(401, 403, 404, 409, 413),
         422: {"model": ErrorOut, "description": "SHEET_INVALID, with the whole report"},
     },
 )

@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from src.auth.models import User
 from src.database import after_commit, run_after_commit, utcnow
 from src.dependencies import CurrentUser, SessionDep
-from src.exceptions import AppError, ErrorCode, ErrorOut, error_response
+from src.exceptions import AppError, ErrorCode, error_response, error_responses
 from src.sampleFileUpload import service
 from src.sampleFileUpload.config import FilesConfig
 from src.sampleFileUpload.dependencies import FilesConfigDep
@@ -132,9 +132,7 @@ class TusRoute(APIRoute):
 
 tus_router = APIRouter(prefix="/uploads", tags=["uploads"], route_class=TusRoute)
 
-TUS_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 410, 412, 413, 415, 423, 460)
-}
+TUS_ERRORS = error_responses(400, 401, 403, 404, 409, 410, 412, 413, 415, 423, 460)
 
 
 def http_date(moment: datetime) -> str:

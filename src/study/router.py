@@ -7,12 +7,12 @@ service call does the work, and the response model shapes the answer.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
 from src.dependencies import CurrentUser, OptionalUser, PageDep, SessionDep
-from src.exceptions import ErrorOut
+from src.exceptions import ErrorOut, Responses
 from src.schemas import Paginated
 from src.study import service
 from src.study.constants import StudyStatus
@@ -47,7 +47,6 @@ from src.study.service import Scope, StudySort, StudyView
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
-Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {
     404: {"model": ErrorOut, "description": "No such study (or not visible to you)"}
 }
