@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from limits.aio.storage import RedisStorage, Storage
-from redis.asyncio import ConnectionPool
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
@@ -20,6 +19,9 @@ from src.auth.exceptions import EmailTakenError
 from src.auth.passwords import PasswordHasher
 from src.auth.ratelimit import DatabaseStorage
 from src.config import Settings
+
+if TYPE_CHECKING:
+    from redis.asyncio import ConnectionPool
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,9 @@ class AuthState:
             ),
         )
         if config.async_redis_url and config.redis_url:
+            # Imported only when used: the client costs every process ~6 MiB.
+            from redis.asyncio import ConnectionPool
+
             state._redis_pool = ConnectionPool.from_url(config.redis_url.get_secret_value())
             # Our own pool, so close() can release its connections at shutdown.
             options: dict[str, Any] = {"connection_pool": state._redis_pool}

@@ -23,11 +23,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
-from openpyxl import Workbook, load_workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
-
 from src.sampleFileUpload.constants import SheetErrorCode
 from src.study.checklist import (
     EXPLICIT_ATTRIBUTE,
@@ -154,6 +149,15 @@ class ParsedSheet:
     ) -> None:
         """Record a warning."""
         self.warnings.append(SheetIssue(row, column, code, message, _clip(value)))
+
+
+def column_letter(number: int) -> str:
+    """A spreadsheet's name for the 1-based column ``number``: A, B, ..., Z, AA, AB, ..."""
+    letters = ""
+    while number > 0:
+        number, remainder = divmod(number - 1, 26)
+        letters = chr(ord("A") + remainder) + letters
+    return letters
 
 
 def _clip(value: str | None, limit: int = 200) -> str | None:
@@ -494,7 +498,7 @@ def _collect(
             if not name:
                 if cell and index not in empty_header_reported:
                     empty_header_reported.add(index)
-                    letter = get_column_letter(index + 1)
+                    letter = column_letter(index + 1)
                     parsed.error(
                         SheetErrorCode.EMPTY_HEADER,
                         f"column {letter} has values but no header",
@@ -534,7 +538,7 @@ def _check_header(parsed: ParsedSheet, cells: list[str], number: int) -> list[st
         if key in seen:
             parsed.error(
                 SheetErrorCode.DUPLICATE_HEADER,
-                f"column {get_column_letter(index + 1)} {name!r} repeats {seen[key]!r}; only the "
+                f"column {column_letter(index + 1)} {name!r} repeats {seen[key]!r}; only the "
                 "first is read",
                 row=number,
                 column=name,
@@ -701,6 +705,8 @@ def _parse_xlsx(parsed: ParsedSheet, data: bytes, limits: _Limits) -> None:
                     f"{member.filename} expands {ratio:.0f} times; refused as a zip bomb",
                 )
                 return
+    from openpyxl import load_workbook  # only here and in render: ~5 MiB per process
+
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
     except Exception as exc:  # openpyxl raises anything from KeyError to XML errors
@@ -744,7 +750,7 @@ def _xlsx_records(parsed: ParsedSheet, sheet: Any) -> Iterator[tuple[int, list[s
                 column = (
                     headers[index]
                     if headers is not None and index < len(headers) and headers[index]
-                    else get_column_letter(index + 1)
+                    else column_letter(index + 1)
                 )
                 parsed.error(
                     SheetErrorCode.FORMULA_CELL,
@@ -1091,6 +1097,10 @@ def _write_table(
         # A BOM, so that Excel reads the csv as UTF-8.
         return buffer.getvalue().encode("utf-8-sig")
     if format == "xlsx":
+        from openpyxl import Workbook
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.styles import Font
+
         workbook = Workbook(write_only=True)
         sheet = workbook.create_sheet("samples")
         sheet.freeze_panes = "A2"

@@ -20,6 +20,7 @@ from src.sampleFileUpload.constants import SheetErrorCode
 from src.sampleFileUpload.sheets import (
     ParsedSheet,
     SheetReport,
+    column_letter,
     flag_taken_sample_ids,
     neutralise,
     parse_sheet,
@@ -575,3 +576,11 @@ def test_round_trip(sheet_format: str, samples: list[dict[str, Any]]) -> None:
     assert [s.as_dict() for s in report.samples] == samples
     if sheet_format in ("csv", "tsv"):  # and what was read writes back byte for byte
         assert write_sheet([s.as_dict() for s in report.samples], format=sheet_format) == data
+
+
+@pytest.mark.parametrize(
+    ("number", "letters"),
+    [(1, "A"), (26, "Z"), (27, "AA"), (52, "AZ"), (53, "BA"), (702, "ZZ"), (703, "AAA")],
+)
+def test_column_letters_are_the_spreadsheet_names(number: int, letters: str) -> None:
+    assert column_letter(number) == letters
