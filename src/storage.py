@@ -22,7 +22,9 @@ exception from a writer it refuses further writes; ``abort`` it, or resume from 
 
 Local backend: objects are files under ``root`` (``DATA_DIR/objects``). A writer appends to a
 hidden temp file in the object's directory (``.<name>.<token>.part``), ``flush`` fsyncs it, and
-``commit`` fsyncs and renames it into place. All file IO runs in worker threads, in bounded chunks.
+``commit`` fsyncs and renames it into place. A writer holds an exclusive ``flock`` on its temp
+file, so a second writer of the same upload gets :class:`WriterBusyError`. All file IO runs in
+worker threads, in bounded chunks.
 
 S3 backend (aiobotocore; ``src/storage_s3.py``, imported only when configured): a plain writer is
 a multipart upload holding at most one part in memory
@@ -35,7 +37,11 @@ object server-side with UploadPartCopy from the staged parts plus the tail from 
 deletes the staging objects. Part sizes start at ``part_size`` (default 8 MiB, at least 5 MiB) and
 double every 1000 parts, so objects up to several TiB fit in the 10,000-part limit. Staging names
 start with a dot, which no key may, and live beside the key, so ``delete_prefix`` of a study also
-removes its unfinished uploads.
+removes its unfinished uploads. S3 has no lock like the local backend's: a writer that stalls past
+its tus lease and wakes up could still overwrite a staged object of the writer that took over.
+Full parts cover fixed offsets and a client sends the same bytes for the same offsets, so that
+rewrites identical bytes; tails are read back at resume with their recorded lengths, so a tail cut
+elsewhere is refused (StorageError) rather than used.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -56,6 +63,9 @@ from urllib.parse import quote
 
 import anyio
 import anyio.to_thread
+
+if sys.platform != "win32":
+    import fcntl
 
 if TYPE_CHECKING:
     from src.config import Settings
@@ -69,6 +79,7 @@ __all__ = [
     "ResumableWriter",
     "Storage",
     "StorageError",
+    "WriterBusyError",
     "build_storage",
     "content_disposition",
     "part_size_for",
@@ -105,6 +116,10 @@ class StorageError(Exception):
 
 class ObjectNotFoundError(StorageError):
     """The object, or an unfinished upload's data, does not exist."""
+
+
+class WriterBusyError(StorageError):
+    """Another writer, in this process or another, still holds the unfinished upload."""
 
 
 def validate_key(key: str) -> str:
@@ -438,6 +453,21 @@ def _open_for_read(path: Path) -> BinaryIO:
         raise FileNotFoundError(errno.ENOENT, "no such object", str(path)) from exc
 
 
+def _lock_for_writing(file: BinaryIO, key: str) -> None:
+    """Hold an exclusive lock on an upload's temp file for as long as this writer has it open.
+
+    The database lease says who may write; this lock makes sure nobody else can. A process
+    that stalled past its lease (paused, swapping) still holds the lock, so a second writer is
+    refused instead of both writing to the same file; a dead process's lock is gone with it."""
+    if sys.platform == "win32":  # pragma: no cover - no flock there
+        return
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.close()
+        raise WriterBusyError(f"another writer still holds the upload data of {key}") from None
+
+
 def _close_quietly(file: BinaryIO) -> None:
     with contextlib.suppress(OSError):
         file.close()
@@ -557,7 +587,9 @@ class LocalStorage(Storage):
     def _create_temp(self, key: str, token: str) -> BinaryIO:
         temp = self._temp_path(key, token)
         temp.parent.mkdir(parents=True, exist_ok=True)
-        return temp.open("xb")
+        file = temp.open("xb")
+        _lock_for_writing(file, key)
+        return file
 
     async def _open(self, key: str, *, resumable: bool) -> _LocalWriter:
         validate_key(key)
@@ -580,6 +612,7 @@ class LocalStorage(Storage):
             if state["size"]:
                 raise
             return self._create_temp(key, state["token"])  # never flushed: nothing to lose
+        _lock_for_writing(file, key)
         try:
             actual = os.fstat(file.fileno()).st_size
             if actual < state["size"]:

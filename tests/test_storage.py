@@ -24,6 +24,7 @@ from src.storage import (
     ObjectNotFoundError,
     Storage,
     StorageError,
+    WriterBusyError,
     build_storage,
     content_disposition,
     part_size_for,
@@ -306,6 +307,49 @@ async def test_unflushed_bytes_are_dropped_on_resume(make_storage: StorageFactor
     await resumed.write(rest)
     await resumed.commit()
     assert await read_all(other.open_range(KEY)) == flushed + rest
+
+
+async def test_a_local_upload_has_one_writer_at_a_time(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    writer = await storage.open_resumable(KEY)
+    await writer.write(b"first ")
+    state = await writer.flush()
+    with pytest.raises(WriterBusyError):
+        await storage.resume_writer(KEY, state)
+    await writer.release()
+    again = await storage.resume_writer(KEY, state)
+    with pytest.raises(WriterBusyError):
+        await storage.resume_writer(KEY, state)
+    await again.write(b"second")
+    await again.commit()
+    assert await read_all(storage.open_range(KEY)) == b"first second"
+
+
+async def test_the_lock_is_held_across_processes(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    writer = await storage.open_resumable(KEY)
+    await writer.write(b"bytes")
+    state = await writer.flush()
+    await writer.release()
+    holder = await anyio.open_process(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys; f = open(sys.argv[1], 'r+b'); fcntl.flock(f, fcntl.LOCK_EX); "
+            "print('held', flush=True); sys.stdin.read()",
+            str(storage._temp_path(KEY, state["token"])),
+        ]
+    )
+    assert holder.stdout is not None
+    assert holder.stdin is not None
+    assert (await holder.stdout.receive()).strip() == b"held"
+    with pytest.raises(WriterBusyError):
+        await storage.resume_writer(KEY, state)
+    await holder.stdin.aclose()
+    await holder.wait()
+    resumed = await storage.resume_writer(KEY, state)
+    assert resumed.size == 5
+    await resumed.abort()
 
 
 KILLED_WRITER = """
