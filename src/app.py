@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from importlib.resources import files
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -30,6 +31,7 @@ from src.exceptions import ErrorCode, ErrorOut, error_response, install_error_ha
 from src.logging import configure_logging
 from src.middleware import RequestContextMiddleware
 from src.sampleFileUpload.config import FilesConfig, SheetConfig
+from src.sampleFileUpload.fastq_workers import FastqWorkers
 from src.sampleFileUpload.router import router as files_router
 from src.sampleFileUpload.tus import upload_cleanup
 from src.storage import build_storage
@@ -73,6 +75,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.auth = await start_auth(settings, app.state.sessionmaker)
     app.state.storage = storage
+    app.state.fastq_workers = workers = FastqWorkers(app.state.files_config.fastq_workers)
     logger.info(
         "MOSAIC %s started",
         __version__,
@@ -83,6 +86,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             yield
     finally:
         await app.state.auth.close()
+        await anyio.to_thread.run_sync(workers.close)
         await storage.close()
         await engine.dispose()
 

@@ -16,6 +16,7 @@ from src.dependencies import CurrentUser, OptionalUser, SessionDep
 from src.sampleFileUpload import service
 from src.sampleFileUpload.config import FilesConfig
 from src.sampleFileUpload.exceptions import FileNotFoundInStudyError, IncompleteBodyError
+from src.sampleFileUpload.fastq_workers import FastqWorkers
 from src.study import service as study_service
 from src.study.constants import AccessRole, FileStatus, StudyStatus
 from src.study.exceptions import ForbiddenError, StudyLockedError, StudyNotFoundError
@@ -29,6 +30,14 @@ def get_files_config(request: Request) -> FilesConfig:
 
 
 FilesConfigDep = Annotated[FilesConfig, Depends(get_files_config)]
+
+
+def get_fastq_workers(request: Request) -> FastqWorkers:
+    workers: FastqWorkers = request.app.state.fastq_workers
+    return workers
+
+
+FastqWorkersDep = Annotated[FastqWorkers, Depends(get_fastq_workers)]
 
 FileId = Annotated[uuid.UUID, Path(description="The file's id.")]
 

@@ -95,6 +95,12 @@ class StorageUnavailableError(AppError):
     message = "The file storage failed; try again."
 
 
+class ValidatorUnavailableError(AppError):
+    status_code = 503
+    code = FileErrorCode.VALIDATOR_UNAVAILABLE
+    message = "The FASTQ validator stopped during the upload; nothing was kept. Send it again."
+
+
 class UploadNotFoundError(AppError):
     status_code = 404
     code = FileErrorCode.UPLOAD_NOT_FOUND

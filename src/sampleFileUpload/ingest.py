@@ -2,24 +2,34 @@
 FASTQ report out, with memory bounded by a few blocks whatever the file size.
 
 The body is re-cut into blocks of about ``block_size`` bytes. While the next block is being
-received, the current one is written to storage and, in two worker threads at once, hashed
-(MD5 and SHA-256, plus any per-chunk digest tus asks for) and fed to the ``FastqValidator``:
-hashlib and ISA-L release the GIL, so the event loop stays free and both cores are used. A block
-is handed over only when the previous one is done, so at most three blocks are in memory.
+received, the current one is written to storage and hashed (MD5 and SHA-256, plus any per-chunk
+digest tus asks for) in a worker thread, and queued on the file's validation lane: a thread that
+hands blocks in order to the ``FastqValidator``, which runs in a worker process
+(``fastq_workers.py``) and may fall up to ``VALIDATION_LAG`` blocks behind. The validator is the
+slowest stage, so it is the one that never waits: receiving, writing and hashing run ahead of it,
+and a pause in the body (between two tus PATCHes, say) is spent validating the backlog instead
+of idling. hashlib releases the GIL and the validator is in another process, so the event loop
+stays free and both cores are used. Memory stays bounded: a block being received, one being
+written and hashed, and at most ``VALIDATION_LAG`` waiting for the validator.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import anyio.to_thread
 
 from src.exceptions import AppError
-from src.sampleFileUpload.fastq import FastqReport, FastqValidator
+from src.sampleFileUpload.exceptions import ValidatorUnavailableError
+from src.sampleFileUpload.fastq import FastqReport
+from src.sampleFileUpload.fastq_workers import FastqWorkers, Validation, WorkerStoppedError
 from src.storage import ObjectWriter
 
 if TYPE_CHECKING:
@@ -28,6 +38,9 @@ if TYPE_CHECKING:
 
 Block = bytes | bytearray
 HASH_ALGORITHMS = ("md5", "sha1", "sha256")
+# Blocks the validator may have queued behind the hashes: at 10-25 ms of validation per MiB
+# block, enough to cover the pause between two tus PATCHes (20-40 ms), and only 4 MiB of memory.
+VALIDATION_LAG = 4
 
 
 def new_hash(algorithm: str) -> Any:
@@ -45,13 +58,93 @@ class Ingested:
     report: FastqReport
 
 
-class FileDigest:
-    """Running MD5, SHA-256 and FASTQ validation of one file, fed block by block."""
+class ValidationLane:
+    """Feeds blocks to one :class:`Validation` in order, on a thread of its own, letting it fall
+    up to ``lag`` blocks behind the caller (``submit`` waits only when it is further behind).
+
+    The lane outlives a request: a tus upload's digest keeps it between PATCHes, so validation
+    of one chunk's tail overlaps the next chunk's arrival. If a wait is cancelled, blocks may
+    have been skipped, so the lane refuses further use (``ValidationLaneBrokenError``).
+    ``close`` drops what is queued, discards the validation and stops the thread.
+    """
+
+    def __init__(self, validation: Validation, lag: int = VALIDATION_LAG) -> None:
+        self.validation = validation
+        self.lag = lag
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastq-lane")
+        self._pending: deque[Future[None]] = deque()
+        self._broken = False
+        self._closed = False
+
+    async def _wait_oldest(self) -> None:
+        future = self._pending.popleft()
+        try:
+            await asyncio.wrap_future(future)
+        except WorkerStoppedError as exc:
+            self._broken = True
+            raise ValidatorUnavailableError from exc
+        except BaseException:
+            self._broken = True
+            raise
+
+    async def submit(self, block: Block) -> None:
+        if self._broken:
+            raise ValidationLaneBrokenError
+        self._pending.append(self._executor.submit(self.validation.feed, block))
+        while len(self._pending) > self.lag or (self._pending and self._pending[0].done()):
+            await self._wait_oldest()
+
+    async def finish(self) -> FastqReport:
+        """Wait for every block, then end the validation and return its report."""
+        if self._broken:
+            raise ValidationLaneBrokenError
+        while self._pending:
+            await self._wait_oldest()
+        finishing = self._executor.submit(self.validation.finish)
+        try:
+            return await asyncio.wrap_future(finishing)
+        except WorkerStoppedError as exc:
+            raise ValidatorUnavailableError from exc
+        finally:
+            if finishing.cancelled():  # cancelled before it ran: let the worker forget the lane
+                self._executor.submit(self.validation.discard)
+            self._closed = True
+            self._executor.shutdown(wait=False)
+
+    def close(self) -> None:
+        """Abandon the validation (idempotent; a no-op after ``finish``)."""
+        self._broken = True
+        if self._closed:
+            return
+        self._closed = True
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        self._executor.submit(self.validation.discard)
+        self._executor.shutdown(wait=False)
+
+
+class ValidationLaneBrokenError(RuntimeError):
+    """A validation lane was used after a cancelled wait or after ``close``."""
 
     def __init__(self) -> None:
+        super().__init__("the validation lane was interrupted; rebuild the digest")
+
+
+class FileDigest:
+    """Running MD5, SHA-256 and FASTQ validation of one file, fed block by block.
+
+    Call ``finish`` for the outcome; ``close`` it (or use it as a context manager) when done
+    with it, so the validator's thread stops at once rather than when it is collected."""
+
+    def __init__(self, workers: FastqWorkers) -> None:
+        try:
+            validation = workers.open()
+        except WorkerStoppedError as exc:
+            raise ValidatorUnavailableError from exc
         self.md5 = new_hash("md5")
         self.sha256 = new_hash("sha256")
-        self.validator = FastqValidator()
+        self.lane = ValidationLane(validation)
         self.size = 0
 
     def _hash(self, block: Block, extra: tuple[Any, ...]) -> None:
@@ -61,23 +154,31 @@ class FileDigest:
             digest.update(block)
 
     async def update(self, block: Block, extra: tuple[Any, ...] = ()) -> None:
-        """Hash and validate ``block`` in two worker threads at once."""
+        """Hash ``block`` in a worker thread and queue it for the validator."""
         if not block:
             return
-        async with TaskGroup() as group:
-            group.start_soon(anyio.to_thread.run_sync, self._hash, block, extra)
-            group.start_soon(anyio.to_thread.run_sync, self.validator.feed, block)
+        await self.lane.submit(block)
+        await anyio.to_thread.run_sync(self._hash, block, extra)
         self.size += len(block)
 
     async def finish(self) -> Ingested:
         """End the validation (the digests stay usable) and return the outcome."""
-        report = await anyio.to_thread.run_sync(self.validator.finish)
+        report = await self.lane.finish()
         return Ingested(
             size=self.size,
             md5=self.md5.hexdigest(),
             sha256=self.sha256.hexdigest(),
             report=report,
         )
+
+    def close(self) -> None:
+        self.lane.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class BodyInterrupted(Exception):  # noqa: N818 - an event, not a bug
@@ -179,11 +280,13 @@ class TaskGroup:
 
 
 def _first_failure(group: BaseExceptionGroup[Any]) -> BaseException:
-    cancelled = anyio.get_cancelled_exc_class()
+    """The cause among a group's exceptions: not a cancellation, nor a send into a stream whose
+    reader has failed (both are consequences of the real failure)."""
+    consequences = (anyio.get_cancelled_exc_class(), anyio.BrokenResourceError)
     fallback: BaseException = group
     for member in group.exceptions:
         exc = _first_failure(member) if isinstance(member, BaseExceptionGroup) else member
-        if not isinstance(exc, cancelled):
+        if not isinstance(exc, consequences):
             return exc
         fallback = exc
     return fallback

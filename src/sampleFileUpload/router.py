@@ -18,6 +18,7 @@ from src.exceptions import Responses, error_responses
 from src.sampleFileUpload import downloads, service, uploads
 from src.sampleFileUpload.dependencies import (
     EditableFile,
+    FastqWorkersDep,
     FilesConfigDep,
     VisibleFile,
     request_body,
@@ -63,12 +64,14 @@ async def upload_file(
     session: SessionDep,
     storage: StorageDep,
     config: FilesConfigDep,
+    workers: FastqWorkersDep,
 ) -> SampleFile:
     """Upload a FASTQ file as a multipart form (field ``file``; optional read, md5, sha256)."""
     return await uploads.receive_form(
         session,
         storage=storage,
         config=config,
+        workers=workers,
         user=user,
         view=view,
         sample=sample,
@@ -101,6 +104,7 @@ async def put_file(
     session: SessionDep,
     storage: StorageDep,
     config: FilesConfigDep,
+    workers: FastqWorkersDep,
     read: Annotated[str | None, Query(description="single, R1 or R2 (else guessed)")] = None,
     content_md5: Annotated[str | None, Header(alias="Content-MD5")] = None,
     checksum_sha256: Annotated[str | None, Header(alias="X-Checksum-SHA256")] = None,
@@ -110,6 +114,7 @@ async def put_file(
         session,
         storage=storage,
         config=config,
+        workers=workers,
         user=user,
         view=view,
         sample=sample,

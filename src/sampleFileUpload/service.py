@@ -441,5 +441,22 @@ async def expired_uploads(session: AsyncSession, *, limit: int) -> Sequence[Uplo
     return result.all()
 
 
+async def stranded_uploads(session: AsyncSession, *, limit: int) -> Sequence[Upload]:
+    """Uploads that hold every byte but were never finished (the process that received the last
+    chunk died before recording the file), with nobody holding them, oldest first."""
+    now = utcnow()
+    result = await session.scalars(
+        select(Upload)
+        .where(
+            Upload.offset == Upload.length,
+            Upload.expires_at > now,
+            or_(Upload.lease_token.is_(None), Upload.lease_expires_at < now),
+        )
+        .order_by(Upload.updated_at)
+        .limit(limit)
+    )
+    return result.all()
+
+
 def _rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)

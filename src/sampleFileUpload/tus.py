@@ -11,8 +11,10 @@ see the earlier chunks rebuilds it by re-reading the stored bytes (``storage.rea
 A process killed mid-PATCH loses only that unacknowledged chunk: the next PATCH resumes from the
 recorded state once the lease runs out. When the last byte arrives the file is validated, checked
 against the declared whole-file md5/sha256 (a mismatch keeps nothing), committed to storage and
-recorded as ``valid`` or ``invalid``; its id is returned in ``Upload-File-Id``. Expired uploads
-are removed on access and by a periodic task started in the app's lifespan.
+recorded as ``valid`` or ``invalid``; its id is returned in ``Upload-File-Id``. If the process
+dies between storing the last byte and recording the file, the upload is *stranded*: a periodic
+task (or an empty PATCH at offset = length) finishes it from the stored bytes once the dead
+process's lease has run out. Expired uploads are removed on access and by the same task.
 
 Why not tuspyserver: we evaluated it (a FastAPI router for tus) against what MOSAIC needs. Its
 upload state is a JSON file beside the data on local disk, so several processes or replicas
@@ -51,7 +53,7 @@ from src.dependencies import CurrentUser, SessionDep
 from src.exceptions import AppError, ErrorCode, error_response, error_responses
 from src.sampleFileUpload import service
 from src.sampleFileUpload.config import FilesConfig
-from src.sampleFileUpload.dependencies import FilesConfigDep
+from src.sampleFileUpload.dependencies import FastqWorkersDep, FilesConfigDep
 from src.sampleFileUpload.exceptions import (
     ChunkChecksumMismatchError,
     FileTooLargeError,
@@ -65,6 +67,7 @@ from src.sampleFileUpload.exceptions import (
     UploadLockedError,
     UploadNotFoundError,
 )
+from src.sampleFileUpload.fastq_workers import FastqWorkers
 from src.sampleFileUpload.ingest import (
     HASH_ALGORITHMS,
     BodyInterrupted,
@@ -76,7 +79,7 @@ from src.sampleFileUpload.ingest import (
 )
 from src.sampleFileUpload.uploads import check_declared
 from src.sampleFileUpload.utils import check_filename, declared_hex, parse_read
-from src.storage import ResumableWriter, Storage
+from src.storage import ResumableWriter, Storage, WriterBusyError
 from src.study import service as study_service
 from src.study.constants import StudyStatus
 from src.study.dependencies import StorageDep
@@ -199,7 +202,11 @@ def parse_checksum(header: str | None) -> ChunkChecksum | None:
 
 
 class DigestCache:
-    """Digests of uploads this process served, so the next chunk need not re-read storage."""
+    """Digests of uploads this process served, so the next chunk need not re-read storage.
+
+    A cached digest's validator may still be working through the end of the previous chunk;
+    the next PATCH queues behind it. The cache owns what it holds: a digest it drops (evicted,
+    or found at the wrong offset) is closed, which stops its validator thread."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -208,17 +215,27 @@ class DigestCache:
     def take(self, upload_id: uuid.UUID, offset: int, token: str) -> FileDigest | None:
         """The digest at exactly this offset and writer, removed from the cache (one user)."""
         entry = self._entries.pop(upload_id, None)
-        if entry is None or entry[0] != offset or entry[1] != token:
+        if entry is None:
+            return None
+        if entry[0] != offset or entry[1] != token:
+            entry[2].close()
             return None
         return entry[2]
 
     def put(self, upload_id: uuid.UUID, offset: int, token: str, digest: FileDigest) -> None:
         if self.capacity <= 0:
+            digest.close()
             return
+        previous = self._entries.pop(upload_id, None)
+        if previous is not None and previous[2] is not digest:
+            previous[2].close()
         self._entries[upload_id] = (offset, token, digest)
-        self._entries.move_to_end(upload_id)
         while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
+            self._entries.popitem(last=False)[1][2].close()
+
+    def holds(self, upload_id: uuid.UUID, digest: FileDigest) -> bool:
+        entry = self._entries.get(upload_id)
+        return entry is not None and entry[2] is digest
 
 
 def get_cache(request: Request) -> DigestCache:
@@ -338,6 +355,7 @@ class ChunkWriter:
         session: AsyncSession,
         storage: Storage,
         config: FilesConfig,
+        workers: FastqWorkers,
         cache: DigestCache,
         user: User,
         upload: Upload,
@@ -345,6 +363,7 @@ class ChunkWriter:
         self.session = session
         self.storage = storage
         self.config = config
+        self.workers = workers
         self.cache = cache
         self.user = user
         self.upload = upload
@@ -387,21 +406,33 @@ class ChunkWriter:
         digest = self.cache.take(self.upload_id, self.offset, token)
         if digest is not None:
             return digest
-        digest = FileDigest()
+        digest = FileDigest(self.workers)
         if self.offset:
             logger.info(
                 "rebuilding upload %s state from %d stored bytes", self.upload_id, self.offset
             )
-            pending = self.storage.read_pending(
-                self.key, self.state, chunk_size=self.config.ingest_block_bytes
-            )
-            async for block in blocks(pending, self.config.ingest_block_bytes):
-                await digest.update(block)
-            if digest.size != self.offset:
-                raise StorageUnavailableError(
-                    f"The stored upload has {digest.size} bytes, not {self.offset}."
+            try:
+                pending = self.storage.read_pending(
+                    self.key, self.state, chunk_size=self.config.ingest_block_bytes
                 )
+                async for block in blocks(pending, self.config.ingest_block_bytes):
+                    await digest.update(block)
+                if digest.size != self.offset:
+                    raise StorageUnavailableError(
+                        f"The stored upload has {digest.size} bytes, not {self.offset}."
+                    )
+            except BaseException:
+                digest.close()
+                raise
         return digest
+
+    async def _resume_writer(self) -> ResumableWriter:
+        try:
+            return await self.storage.resume_writer(self.key, self.state)
+        except WriterBusyError:  # a process that lost its lease has not let go yet
+            raise UploadLockedError(
+                "An earlier request is still writing this upload; retry shortly."
+            ) from None
 
     async def write(
         self, body: AsyncIterable[bytes], checksum: ChunkChecksum | None
@@ -419,7 +450,20 @@ class ChunkWriter:
         self, body: AsyncIterable[bytes], checksum: ChunkChecksum | None, lease: _Lease
     ) -> ChunkResult:
         digest = await self._digest()
-        writer = await self.storage.resume_writer(self.key, self.state)
+        try:
+            return await self._append(body, checksum, lease, digest)
+        finally:
+            if not self.cache.holds(self.upload_id, digest):
+                digest.close()  # finished, or fed bytes that were not kept
+
+    async def _append(
+        self,
+        body: AsyncIterable[bytes],
+        checksum: ChunkChecksum | None,
+        lease: _Lease,
+        digest: FileDigest,
+    ) -> ChunkResult:
+        writer = await self._resume_writer()
         try:
             chunk_hash = new_hash(checksum.algorithm) if checksum else None
             try:
@@ -529,18 +573,19 @@ class ChunkWriter:
             async with _renewing(lease):
                 committed = await self.storage.size(self.key) == self.length
                 if committed:
-                    digest = FileDigest()
-                    source = self.storage.open_range(
-                        self.key, chunk_size=self.config.ingest_block_bytes
-                    )
-                    async for block in blocks(source, self.config.ingest_block_bytes):
-                        await digest.update(block)
-                    return await self.finish(None, digest)
+                    with FileDigest(self.workers) as digest:
+                        source = self.storage.open_range(
+                            self.key, chunk_size=self.config.ingest_block_bytes
+                        )
+                        async for block in blocks(source, self.config.ingest_block_bytes):
+                            await digest.update(block)
+                        return await self.finish(None, digest)
                 digest = await self._digest()
-                writer = await self.storage.resume_writer(self.key, self.state)
+                writer = await self._resume_writer()
                 try:
                     return await self.finish(writer, digest)
                 finally:
+                    digest.close()
                     await writer.release()
         except BaseException:
             await lease.release()
@@ -584,6 +629,7 @@ async def create_upload(
     session: SessionDep,
     storage: StorageDep,
     config: FilesConfigDep,
+    workers: FastqWorkersDep,
     cache: CacheDep,
 ) -> Response:
     """Create an upload (Upload-Length, Upload-Metadata: study, sample_id, filename, read?, md5?,
@@ -644,7 +690,13 @@ async def create_upload(
     location = f"{request.url.path.rstrip('/')}/{upload.id}"
     result = ChunkResult(offset=0, expires_at=upload.expires_at)
     chunk = ChunkWriter(
-        session=session, storage=storage, config=config, cache=cache, user=user, upload=upload
+        session=session,
+        storage=storage,
+        config=config,
+        workers=workers,
+        cache=cache,
+        user=user,
+        upload=upload,
     )
     if length == 0:
         result = await chunk.finish_stored()
@@ -680,6 +732,7 @@ async def append_chunk(
     session: SessionDep,
     storage: StorageDep,
     config: FilesConfigDep,
+    workers: FastqWorkersDep,
     cache: CacheDep,
 ) -> Response:
     """Append a chunk at Upload-Offset (409 if that is not the upload's offset; 460 if it does
@@ -701,7 +754,13 @@ async def append_chunk(
             f"The chunk goes past Upload-Length: {offset} + {length} > {upload.length}."
         )
     chunk = ChunkWriter(
-        session=session, storage=storage, config=config, cache=cache, user=user, upload=upload
+        session=session,
+        storage=storage,
+        config=config,
+        workers=workers,
+        cache=cache,
+        user=user,
+        upload=upload,
     )
     if offset == upload.length:  # every byte is here: finish a file left unrecorded
         result = await chunk.finish_stored()
@@ -751,24 +810,72 @@ async def remove_expired_uploads(
             return removed
 
 
+async def finish_stranded_uploads(app: FastAPI) -> int:
+    """Finish uploads whose last byte was stored but whose file was never recorded (the process
+    died in between): each is validated from its stored bytes and recorded, as the empty PATCH
+    at offset = length would, so no client has to know that trick. The count finished."""
+    sessionmaker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
+    finished = 0
+    async with sessionmaker() as session:
+        uploads = await service.stranded_uploads(session, limit=CLEANUP_BATCH)
+        await session.commit()
+    for upload in uploads:
+        async with sessionmaker() as session:
+            owner = await session.get(User, upload.owner_id)
+            current = await service.get_upload(session, upload_id=upload.id)
+            if owner is None or current is None:
+                continue
+            chunk = ChunkWriter(
+                session=session,
+                storage=app.state.storage,
+                config=app.state.files_config,
+                workers=app.state.fastq_workers,
+                cache=DigestCache(0),
+                user=owner,
+                upload=current,
+            )
+            try:
+                await chunk.finish_stored()
+                finished += 1
+            except UploadLockedError:
+                pass  # another process is on it
+            except AppError as exc:
+                logger.warning("stranded upload %s was not finished: %s", upload.id, exc.code)
+    return finished
+
+
 @asynccontextmanager
 async def upload_cleanup(app: FastAPI) -> AsyncIterator[None]:
-    """Run :func:`remove_expired_uploads` every TUS_CLEANUP_INTERVAL_SECONDS while the app runs."""
+    """While the app runs: finish stranded uploads every TUS_LEASE_SECONDS (once the lease of
+    the process that died has run out), and remove expired ones every
+    TUS_CLEANUP_INTERVAL_SECONDS."""
     config: FilesConfig = app.state.files_config
     interval = config.tus_cleanup_interval_seconds
     if not interval:
         yield
         return
 
+    async def run(task: Callable[[], Coroutine[Any, Any, int]], what: str) -> None:
+        try:
+            count = await task()
+            if count:
+                logger.info("%s %d uploads", what, count)
+        except Exception:
+            logger.exception("periodic upload task failed: %s", what)
+
     async def loop() -> None:
+        period = min(interval, config.tus_lease_seconds)
+        waited = 0.0
         while True:
-            await anyio.sleep(interval)
-            try:
-                removed = await remove_expired_uploads(app.state.sessionmaker, app.state.storage)
-                if removed:
-                    logger.info("removed %d expired uploads", removed)
-            except Exception:
-                logger.exception("expired upload clean-up failed")
+            await anyio.sleep(period)
+            waited += period
+            await run(lambda: finish_stranded_uploads(app), "finished stranded")
+            if waited >= interval:
+                waited = 0.0
+                await run(
+                    lambda: remove_expired_uploads(app.state.sessionmaker, app.state.storage),
+                    "removed expired",
+                )
 
     async with anyio.create_task_group() as group:
         group.start_soon(loop)

@@ -18,6 +18,7 @@ from src.auth.models import User
 from src.sampleFileUpload import service
 from src.sampleFileUpload.config import FilesConfig
 from src.sampleFileUpload.exceptions import ChecksumMismatchError, MissingFileError
+from src.sampleFileUpload.fastq_workers import FastqWorkers
 from src.sampleFileUpload.ingest import FileDigest, Ingested, pump
 from src.sampleFileUpload.multipart import MultipartForm
 from src.sampleFileUpload.utils import check_filename, declared_hex, parse_read
@@ -116,6 +117,7 @@ async def receive_raw(
     *,
     storage: Storage,
     config: FilesConfig,
+    workers: FastqWorkers,
     user: User,
     view: StudyView,
     sample: Sample,
@@ -138,18 +140,18 @@ async def receive_raw(
     await receiver.check_name(filename)
     key = service.new_storage_key(view.study.id)
     async with await storage.open_writer(key) as writer:
-        digest = FileDigest()
-        await pump(
-            body,
-            digest=digest,
-            writer=writer,
-            block_size=config.ingest_block_bytes,
-            limit=receiver.allowance,
-            too_large=lambda: service.too_large_error(config, receiver.allowance),
-        )
-        ingested = await digest.finish()
-        check_declared(ingested, md5=md5, sha256=sha256)
-        await writer.commit()
+        with FileDigest(workers) as digest:
+            await pump(
+                body,
+                digest=digest,
+                writer=writer,
+                block_size=config.ingest_block_bytes,
+                limit=receiver.allowance,
+                too_large=lambda: service.too_large_error(config, receiver.allowance),
+            )
+            ingested = await digest.finish()
+            check_declared(ingested, md5=md5, sha256=sha256)
+            await writer.commit()
     return await receiver.record(key=key, filename=filename, read=read_kind, ingested=ingested)
 
 
@@ -158,6 +160,7 @@ async def receive_form(
     *,
     storage: Storage,
     config: FilesConfig,
+    workers: FastqWorkers,
     user: User,
     view: StudyView,
     sample: Sample,
@@ -182,20 +185,20 @@ async def receive_form(
     await receiver.check_name(filename)
     key = service.new_storage_key(view.study.id)
     async with await storage.open_writer(key) as writer:
-        digest = FileDigest()
-        await pump(
-            form.file_data(),
-            digest=digest,
-            writer=writer,
-            block_size=config.ingest_block_bytes,
-            limit=receiver.allowance,
-            too_large=lambda: service.too_large_error(config, receiver.allowance),
-        )
-        fields = await form.finish()
-        read_kind = parse_read(fields.get("read"), filename)
-        md5 = declared_hex(fields.get("md5"), "md5", source="md5")
-        sha256 = declared_hex(fields.get("sha256"), "sha256", source="sha256")
-        ingested = await digest.finish()
-        check_declared(ingested, md5=md5, sha256=sha256)
-        await writer.commit()
+        with FileDigest(workers) as digest:
+            await pump(
+                form.file_data(),
+                digest=digest,
+                writer=writer,
+                block_size=config.ingest_block_bytes,
+                limit=receiver.allowance,
+                too_large=lambda: service.too_large_error(config, receiver.allowance),
+            )
+            fields = await form.finish()
+            read_kind = parse_read(fields.get("read"), filename)
+            md5 = declared_hex(fields.get("md5"), "md5", source="md5")
+            sha256 = declared_hex(fields.get("sha256"), "sha256", source="sha256")
+            ingested = await digest.finish()
+            check_declared(ingested, md5=md5, sha256=sha256)
+            await writer.commit()
     return await receiver.record(key=key, filename=filename, read=read_kind, ingested=ingested)

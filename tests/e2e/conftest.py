@@ -162,11 +162,12 @@ class Stack:
         return httpx.Client(base_url=self.url, timeout=timeout)
 
     def api_workers(self) -> list[psutil.Process]:
-        """uvicorn's worker processes (the children serving requests, not the supervisor)."""
+        """uvicorn's worker processes (the children serving requests, not the supervisor, nor
+        the FASTQ validator processes each of them starts)."""
         parent = psutil.Process(self.api.pid)
         return [
             child
-            for child in parent.children(recursive=True)
+            for child in parent.children()
             if "resource_tracker" not in " ".join(child.cmdline())
         ]
 

@@ -73,7 +73,10 @@ def blocks(path: Path) -> Iterator[bytes]:
 
 
 class PeakMemory:
-    """Samples the resident memory of processes every 50 ms in a thread; keeps each one's peak."""
+    """Samples the resident memory of processes every 50 ms in a thread; keeps each one's peak.
+
+    A process's memory includes its children's: an API worker's FASTQ validator processes are
+    part of what it costs."""
 
     def __init__(self, groups: dict[str, list[psutil.Process]]) -> None:
         self.groups = groups
@@ -94,7 +97,9 @@ class PeakMemory:
             for group, processes in self.groups.items():
                 for process in processes:
                     try:
-                        rss = process.memory_info().rss
+                        rss = process.memory_info().rss + sum(
+                            child.memory_info().rss for child in process.children(recursive=True)
+                        )
                     except psutil.NoSuchProcess:
                         continue
                     name = f"{group} {process.pid}"
@@ -184,6 +189,13 @@ def test_one_gib_through_nginx(local_stack: Stack, tmp_path: Path) -> None:
         record = expect(response, 201).json()
         assert record["status"] == "valid", record["errors"]
         assert (record["size"], record["md5"], record["sha256"]) == (size, md5, sha256)
+        validators = [
+            child
+            for worker in processes["api"]
+            for child in worker.children()
+            if "src.sampleFileUpload.fastq_workers" in " ".join(child.cmdline())
+        ]
+        assert validators, "the file was validated outside a FASTQ worker process"
         assert record["read_count"] == reads
 
         # The download: the API authorises and hands over; nginx sends the gibibyte.

@@ -5,6 +5,7 @@ process that did not see the earlier chunks continuing an upload."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import socket
@@ -29,6 +30,8 @@ from src.auth.models import User
 from src.config import Settings
 from src.database import utcnow
 from src.sampleFileUpload.config import FilesConfig
+from src.sampleFileUpload.tus import ChunkResult, ChunkWriter, finish_stranded_uploads
+from src.storage import LocalStorage
 from src.study.constants import FileStatus, StudyStatus
 from src.study.models import SampleFile, Study, Upload
 from tests.factories import auth_headers, create_user
@@ -255,6 +258,97 @@ class TestUpload:
         assert (file.json()["status"], file.json()["md5"]) == ("valid", md5(data))
 
 
+class TestStrandedUploads:
+    """The process that received the last byte died before it recorded the file."""
+
+    async def strand(
+        self,
+        client: httpx.AsyncClient,
+        monkeypatch: pytest.MonkeyPatch,
+        headers: dict[str, str],
+        study: Study,
+        data: bytes,
+    ) -> str:
+        location = (await create(client, headers, study, len(data))).headers["location"]
+        half = len(data) // 2
+        assert (await patch(client, location, headers, 0, data[:half])).status_code == 204
+
+        async def dies(*args: object, **kwargs: object) -> ChunkResult:
+            raise RuntimeError("the process died")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(ChunkWriter, "finish", dies)
+            with contextlib.suppress(RuntimeError):
+                response = await patch(client, location, headers, half, data[half:])
+                assert response.status_code == 500
+        head = await client.head(location, headers=headers)
+        assert head.headers["upload-offset"] == str(len(data))
+        return location
+
+    async def test_the_server_finishes_it_in_the_background(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        session: AsyncSession,
+        monkeypatch: pytest.MonkeyPatch,
+        headers: dict[str, str],
+        study: Study,
+    ) -> None:
+        data = gz(records(3000))
+        location = await self.strand(client, monkeypatch, headers, study, data)
+        files = await client.get(
+            f"/api/v1/studies/{study.accession}/samples/S1/files", headers=headers
+        )
+        assert [f["status"] for f in files.json()] == ["uploading"]
+
+        assert await finish_stranded_uploads(app) == 1
+
+        files = await client.get(
+            f"/api/v1/studies/{study.accession}/samples/S1/files", headers=headers
+        )
+        (file,) = files.json()
+        assert (file["status"], file["md5"], file["read_count"]) == ("valid", md5(data), 3000)
+        assert await session.scalar(select(func.count(Upload.id))) == 0
+        assert (await client.head(location, headers=headers)).status_code == 404
+        assert await finish_stranded_uploads(app) == 0
+
+    async def test_a_held_lease_is_left_alone(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        session: AsyncSession,
+        monkeypatch: pytest.MonkeyPatch,
+        headers: dict[str, str],
+        study: Study,
+    ) -> None:
+        data = gz(records(500))
+        await self.strand(client, monkeypatch, headers, study, data)
+        await session.execute(
+            update(Upload).values(
+                lease_token="someone-else", lease_expires_at=utcnow() + timedelta(minutes=1)
+            )
+        )
+        assert await finish_stranded_uploads(app) == 0
+        await session.execute(
+            update(Upload).values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+        assert await finish_stranded_uploads(app) == 1
+
+    async def test_the_empty_patch_still_finishes_it(
+        self,
+        client: httpx.AsyncClient,
+        monkeypatch: pytest.MonkeyPatch,
+        headers: dict[str, str],
+        study: Study,
+    ) -> None:
+        data = gz(records(500))
+        location = await self.strand(client, monkeypatch, headers, study, data)
+        last = await patch(client, location, headers, len(data), b"")
+        assert last.status_code == 204, last.text
+        file = await client.get(f"/api/v1/files/{last.headers['upload-file-id']}", headers=headers)
+        assert (file.json()["status"], file.json()["md5"]) == ("valid", md5(data))
+
+
 class TestRefusals:
     async def test_wrong_offset_is_409(
         self, client: httpx.AsyncClient, headers: dict[str, str], study: Study
@@ -380,6 +474,41 @@ class TestRefusals:
             update(Upload).values(lease_expires_at=utcnow() - timedelta(seconds=1))
         )
         assert (await patch(client, location, headers, 0, b"@")).status_code == 204
+
+    async def test_a_writer_that_outlived_its_lease_still_fences_local_files(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        session: AsyncSession,
+        headers: dict[str, str],
+        study: Study,
+    ) -> None:
+        data = gz(records(400))
+        location = (await create(client, headers, study, len(data))).headers["location"]
+        assert (await patch(client, location, headers, 0, data[:1000])).status_code == 204
+        upload = await session.scalar(select(Upload))
+        assert upload is not None
+        storage = app.state.storage
+        # A process paused mid-PATCH: its lease ran out, but it still has the upload open.
+        stalled = await storage.resume_writer(upload.storage_key, upload.storage_state)
+        try:
+            response = await patch(client, location, headers, 1000, data[1000:])
+            if isinstance(storage, LocalStorage):
+                assert response.status_code == 423, response.text
+                assert response.json()["code"] == "UPLOAD_LOCKED"
+                head = await client.head(location, headers=headers)
+                assert head.headers["upload-offset"] == "1000"
+            else:  # S3 has no such lock (see src/storage.py)
+                assert response.status_code == 204, response.text
+        finally:
+            await stalled.release()
+        if isinstance(storage, LocalStorage):
+            last = await patch(client, location, headers, 1000, data[1000:])
+            assert last.status_code == 204, last.text
+        else:
+            last = response
+        file = await client.get(f"/api/v1/files/{last.headers['upload-file-id']}", headers=headers)
+        assert (file.json()["status"], file.json()["md5"]) == ("valid", md5(data))
 
     async def test_termination(
         self,
