@@ -53,7 +53,7 @@ from src.dependencies import CurrentUser, SessionDep
 from src.exceptions import AppError, ErrorCode, error_response, error_responses
 from src.sampleFileUpload import service
 from src.sampleFileUpload.config import FilesConfig
-from src.sampleFileUpload.dependencies import FastqWorkersDep, FilesConfigDep
+from src.sampleFileUpload.dependencies import FilesConfigDep
 from src.sampleFileUpload.exceptions import (
     ChunkChecksumMismatchError,
     FileTooLargeError,
@@ -237,16 +237,17 @@ class DigestCache:
         entry = self._entries.get(upload_id)
         return entry is not None and entry[2] is digest
 
+    def clear(self) -> None:
+        while self._entries:
+            self._entries.popitem()[1][2].close()
 
-def get_cache(request: Request) -> DigestCache:
-    cache: DigestCache | None = getattr(request.app.state, "tus_cache", None)
+
+def _cache_of(app: FastAPI) -> DigestCache:
+    cache: DigestCache | None = getattr(app.state, "tus_cache", None)
     if cache is None:
-        config: FilesConfig = request.app.state.files_config
-        cache = request.app.state.tus_cache = DigestCache(config.tus_cached_uploads)
+        config: FilesConfig = app.state.files_config
+        cache = app.state.tus_cache = DigestCache(config.tus_cached_uploads)
     return cache
-
-
-CacheDep = Annotated[DigestCache, Depends(get_cache)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,6 +373,28 @@ class ChunkWriter:
         self.key = upload.storage_key
         self.state: dict[str, Any] = dict(upload.storage_state)
         self.offset = upload.offset
+
+    @classmethod
+    def in_app(
+        cls,
+        app: FastAPI,
+        *,
+        session: AsyncSession,
+        user: User,
+        upload: Upload,
+        cache: DigestCache | None = None,
+    ) -> ChunkWriter:
+        """A writer with the app's storage, settings, validators and (by default) cache."""
+        state = app.state
+        return cls(
+            session=session,
+            storage=state.storage,
+            config=state.files_config,
+            workers=state.fastq_workers,
+            cache=cache if cache is not None else _cache_of(app),
+            user=user,
+            upload=upload,
+        )
 
     def _expiry(self) -> datetime:
         return utcnow() + timedelta(hours=self.config.tus_expiry_hours)
@@ -629,8 +652,6 @@ async def create_upload(
     session: SessionDep,
     storage: StorageDep,
     config: FilesConfigDep,
-    workers: FastqWorkersDep,
-    cache: CacheDep,
 ) -> Response:
     """Create an upload (Upload-Length, Upload-Metadata: study, sample_id, filename, read?, md5?,
     sha256?); with an application/offset+octet-stream body, its first chunk too."""
@@ -689,15 +710,7 @@ async def create_upload(
         raise
     location = f"{request.url.path.rstrip('/')}/{upload.id}"
     result = ChunkResult(offset=0, expires_at=upload.expires_at)
-    chunk = ChunkWriter(
-        session=session,
-        storage=storage,
-        config=config,
-        workers=workers,
-        cache=cache,
-        user=user,
-        upload=upload,
-    )
+    chunk = ChunkWriter.in_app(request.app, session=session, user=user, upload=upload)
     if length == 0:
         result = await chunk.finish_stored()
     elif _wants_body(request):
@@ -730,10 +743,6 @@ async def append_chunk(
     upload: OwnedUpload,
     user: CurrentUser,
     session: SessionDep,
-    storage: StorageDep,
-    config: FilesConfigDep,
-    workers: FastqWorkersDep,
-    cache: CacheDep,
 ) -> Response:
     """Append a chunk at Upload-Offset (409 if that is not the upload's offset; 460 if it does
     not match Upload-Checksum). After the last byte, Upload-File-Id names the finished file."""
@@ -753,15 +762,7 @@ async def append_chunk(
         raise FileTooLargeError(
             f"The chunk goes past Upload-Length: {offset} + {length} > {upload.length}."
         )
-    chunk = ChunkWriter(
-        session=session,
-        storage=storage,
-        config=config,
-        workers=workers,
-        cache=cache,
-        user=user,
-        upload=upload,
-    )
+    chunk = ChunkWriter.in_app(request.app, session=session, user=user, upload=upload)
     if offset == upload.length:  # every byte is here: finish a file left unrecorded
         result = await chunk.finish_stored()
     else:
@@ -825,14 +826,8 @@ async def finish_stranded_uploads(app: FastAPI) -> int:
             current = await service.get_upload(session, upload_id=upload.id)
             if owner is None or current is None:
                 continue
-            chunk = ChunkWriter(
-                session=session,
-                storage=app.state.storage,
-                config=app.state.files_config,
-                workers=app.state.fastq_workers,
-                cache=DigestCache(0),
-                user=owner,
-                upload=current,
+            chunk = ChunkWriter.in_app(
+                app, session=session, user=owner, upload=current, cache=DigestCache(0)
             )
             try:
                 await chunk.finish_stored()
@@ -848,11 +843,14 @@ async def finish_stranded_uploads(app: FastAPI) -> int:
 async def upload_cleanup(app: FastAPI) -> AsyncIterator[None]:
     """While the app runs: finish stranded uploads every TUS_LEASE_SECONDS (once the lease of
     the process that died has run out), and remove expired ones every
-    TUS_CLEANUP_INTERVAL_SECONDS."""
+    TUS_CLEANUP_INTERVAL_SECONDS. At shutdown, the cached upload states are let go."""
     config: FilesConfig = app.state.files_config
     interval = config.tus_cleanup_interval_seconds
     if not interval:
-        yield
+        try:
+            yield
+        finally:
+            _cache_of(app).clear()
         return
 
     async def run(task: Callable[[], Coroutine[Any, Any, int]], what: str) -> None:
@@ -883,3 +881,4 @@ async def upload_cleanup(app: FastAPI) -> AsyncIterator[None]:
             yield
         finally:
             group.cancel_scope.cancel()
+            _cache_of(app).clear()

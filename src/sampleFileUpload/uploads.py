@@ -9,7 +9,7 @@ exists. Whatever fails, the stored object is removed: a refused or broken upload
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Awaitable, Callable
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +29,8 @@ from src.study.service import StudyView
 
 # Boundaries and the small text fields around the file in a multipart body.
 MULTIPART_OVERHEAD = 1024 * 1024
+# The whole-file MD5 and SHA-256 a client declared (hex), if it did.
+Declared = tuple[str | None, str | None]
 
 
 def check_declared(ingested: Ingested, *, md5: str | None, sha256: str | None) -> None:
@@ -55,6 +57,7 @@ class _Receiver:
         *,
         storage: Storage,
         config: FilesConfig,
+        workers: FastqWorkers,
         user: User,
         view: StudyView,
         sample: Sample,
@@ -62,6 +65,7 @@ class _Receiver:
         self.session = session
         self.storage = storage
         self.config = config
+        self.workers = workers
         self.user = user
         self.view = view
         self.sample = sample
@@ -84,6 +88,29 @@ class _Receiver:
             )
         finally:
             await self.session.commit()
+
+    async def store(
+        self, source: AsyncIterable[bytes], declared: Callable[[], Awaitable[Declared]]
+    ) -> tuple[str, Ingested]:
+        """Stream ``source`` into a new object, hashed and validated on the way; commit it only
+        if it matches the checksums ``declared()`` gives once the body is read. Its key and
+        what was learnt."""
+        key = service.new_storage_key(self.view.study.id)
+        async with await self.storage.open_writer(key) as writer:
+            with FileDigest(self.workers) as digest:
+                await pump(
+                    source,
+                    digest=digest,
+                    writer=writer,
+                    block_size=self.config.ingest_block_bytes,
+                    limit=self.allowance,
+                    too_large=lambda: service.too_large_error(self.config, self.allowance),
+                )
+                md5, sha256 = await declared()
+                ingested = await digest.finish()
+                check_declared(ingested, md5=md5, sha256=sha256)
+                await writer.commit()
+        return key, ingested
 
     async def record(
         self, *, key: str, filename: str, read: ReadKind, ingested: Ingested
@@ -130,7 +157,13 @@ async def receive_raw(
 ) -> SampleFile:
     """PUT: the body is the file; checksums come from Content-MD5 / X-Checksum-SHA256."""
     receiver = _Receiver(
-        session, storage=storage, config=config, user=user, view=view, sample=sample
+        session,
+        storage=storage,
+        config=config,
+        workers=workers,
+        user=user,
+        view=view,
+        sample=sample,
     )
     filename = check_filename(filename)
     read_kind = parse_read(read, filename)
@@ -138,20 +171,11 @@ async def receive_raw(
     sha256 = declared_hex(content_sha256, "sha256", source="X-Checksum-SHA256")
     await receiver.authorise(length=length)
     await receiver.check_name(filename)
-    key = service.new_storage_key(view.study.id)
-    async with await storage.open_writer(key) as writer:
-        with FileDigest(workers) as digest:
-            await pump(
-                body,
-                digest=digest,
-                writer=writer,
-                block_size=config.ingest_block_bytes,
-                limit=receiver.allowance,
-                too_large=lambda: service.too_large_error(config, receiver.allowance),
-            )
-            ingested = await digest.finish()
-            check_declared(ingested, md5=md5, sha256=sha256)
-            await writer.commit()
+
+    async def declared() -> Declared:
+        return md5, sha256
+
+    key, ingested = await receiver.store(body, declared)
     return await receiver.record(key=key, filename=filename, read=read_kind, ingested=ingested)
 
 
@@ -170,7 +194,13 @@ async def receive_form(
 ) -> SampleFile:
     """POST: a multipart form with a ``file`` part and optional ``read``, ``md5``, ``sha256``."""
     receiver = _Receiver(
-        session, storage=storage, config=config, user=user, view=view, sample=sample
+        session,
+        storage=storage,
+        config=config,
+        workers=workers,
+        user=user,
+        view=view,
+        sample=sample,
     )
     form = MultipartForm(content_type, body)
     await receiver.authorise(length=length, slack=MULTIPART_OVERHEAD)
@@ -183,22 +213,16 @@ async def receive_form(
     declared_hex(form.fields.get("md5"), "md5", source="md5")
     declared_hex(form.fields.get("sha256"), "sha256", source="sha256")
     await receiver.check_name(filename)
-    key = service.new_storage_key(view.study.id)
-    async with await storage.open_writer(key) as writer:
-        with FileDigest(workers) as digest:
-            await pump(
-                form.file_data(),
-                digest=digest,
-                writer=writer,
-                block_size=config.ingest_block_bytes,
-                limit=receiver.allowance,
-                too_large=lambda: service.too_large_error(config, receiver.allowance),
-            )
-            fields = await form.finish()
-            read_kind = parse_read(fields.get("read"), filename)
-            md5 = declared_hex(fields.get("md5"), "md5", source="md5")
-            sha256 = declared_hex(fields.get("sha256"), "sha256", source="sha256")
-            ingested = await digest.finish()
-            check_declared(ingested, md5=md5, sha256=sha256)
-            await writer.commit()
+
+    async def declared() -> Declared:
+        """The fields, wherever they came in the body (read to its end first)."""
+        fields = await form.finish()
+        parse_read(fields.get("read"), filename)
+        return (
+            declared_hex(fields.get("md5"), "md5", source="md5"),
+            declared_hex(fields.get("sha256"), "sha256", source="sha256"),
+        )
+
+    key, ingested = await receiver.store(form.file_data(), declared)
+    read_kind = parse_read(form.fields.get("read"), filename)
     return await receiver.record(key=key, filename=filename, read=read_kind, ingested=ingested)
