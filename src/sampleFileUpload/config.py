@@ -30,7 +30,7 @@ class FilesConfig(BaseSettings):
     # With S3 storage, answer GET downloads with a redirect to a presigned URL.
     download_redirect: bool = False
     # Processes that run the FASTQ validator for this API process's uploads (0: a thread of the
-    # API process instead). Each is about 16 MiB; one keeps a core busy validating.
+    # API process instead). Each takes about 25 MiB and keeps a core busy validating.
     fastq_workers: int = Field(default=1, ge=0, le=64)
     # Bytes hashed, validated and written per step of the streaming pipeline.
     ingest_block_bytes: int = Field(default=MIB, ge=64 * 1024, le=64 * MIB)

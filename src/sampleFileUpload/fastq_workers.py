@@ -3,7 +3,7 @@
 The validator's text checks are C calls over whole chunks that hold the GIL (``split``,
 ``translate``, ``join``); in the API process they take turns with the event loop that receives
 the upload, and both slow down. ``FastqWorkers`` runs ``FASTQ_WORKERS`` small processes
-(``python -m src.sampleFileUpload.fastq_workers``: this module and the validator, about 16 MiB
+(``python -m src.sampleFileUpload.fastq_workers``: this module and the validator, about 25 MiB
 each, started on first use). Each validation is a *lane* bound to one worker: its blocks travel
 over the worker's stdin in order and the report comes back on its stdout. A worker hosts any number
 of lanes; calls are short (one block) and serialised per worker by a lock, from the lane's own

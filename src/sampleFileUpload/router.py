@@ -37,7 +37,7 @@ files_router = APIRouter(tags=["files"])
 SAMPLE_FILES = "/studies/{study}/samples/{sample_id}/files"
 
 
-UPLOAD_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 415, 422)
+UPLOAD_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
 
 
 def _length(value: str | None) -> int | None:

@@ -135,7 +135,7 @@ class TusRoute(APIRoute):
 
 tus_router = APIRouter(prefix="/uploads", tags=["uploads"], route_class=TusRoute)
 
-TUS_ERRORS = error_responses(400, 401, 403, 404, 409, 410, 412, 413, 415, 423, 460)
+TUS_ERRORS = error_responses(400, 401, 403, 404, 409, 410, 412, 413, 415, 423, 460, 503)
 
 
 def http_date(moment: datetime) -> str:
