@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -24,9 +25,16 @@ PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 
 def _run(*command: str | Path, env: dict[str, str] | None = None) -> None:
     print("+", " ".join(str(part) for part in command), flush=True)
-    completed = subprocess.run([str(part) for part in command], cwd=ROOT, env=env, check=False)
-    if completed.returncode != 0:
-        raise SystemExit(completed.returncode)
+    process = subprocess.Popen([str(part) for part in command], cwd=ROOT, env=env)
+    # Ctrl+C reaches the child as well: let it stop in its own time (a server finishes its
+    # requests and shuts down cleanly) instead of being killed by this wrapper.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        returncode = process.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if returncode != 0:
+        raise SystemExit(returncode)
 
 
 def _ensure_venv(requirements: str) -> None:
