@@ -17,8 +17,10 @@ from src.sampleFileUpload import service
 from src.sampleFileUpload.config import FilesConfig
 from src.sampleFileUpload.exceptions import FileNotFoundInStudyError, IncompleteBodyError
 from src.sampleFileUpload.fastq_workers import FastqWorkers
+from src.sampleFileUpload.uploads import Receiver
 from src.study import service as study_service
 from src.study.constants import AccessRole, FileStatus, StudyStatus
+from src.study.dependencies import EditableSample, EditableStudy, StorageDep
 from src.study.exceptions import ForbiddenError, StudyLockedError, StudyNotFoundError
 from src.study.models import SampleFile
 from src.study.service import StudyView
@@ -38,6 +40,30 @@ def get_fastq_workers(request: Request) -> FastqWorkers:
 
 
 FastqWorkersDep = Annotated[FastqWorkers, Depends(get_fastq_workers)]
+
+
+def get_receiver(
+    view: EditableStudy,
+    sample: EditableSample,
+    user: CurrentUser,
+    session: SessionDep,
+    storage: StorageDep,
+    config: FilesConfigDep,
+    workers: FastqWorkersDep,
+) -> Receiver:
+    """A whole-file upload to a sample the caller may edit, in a draft study."""
+    return Receiver(
+        session,
+        storage=storage,
+        config=config,
+        workers=workers,
+        user=user,
+        view=view,
+        sample=sample,
+    )
+
+
+ReceiverDep = Annotated[Receiver, Depends(get_receiver)]
 
 FileId = Annotated[uuid.UUID, Path(description="The file's id.")]
 

@@ -18,8 +18,8 @@ from src.exceptions import Responses, error_responses
 from src.sampleFileUpload import downloads, service, uploads
 from src.sampleFileUpload.dependencies import (
     EditableFile,
-    FastqWorkersDep,
     FilesConfigDep,
+    ReceiverDep,
     VisibleFile,
     request_body,
 )
@@ -27,7 +27,7 @@ from src.sampleFileUpload.sheet_router import sheet_router
 from src.sampleFileUpload.tus import tus_router
 from src.sampleFileUpload.utils import multipart_body
 from src.study.constants import AccessRole
-from src.study.dependencies import EditableSample, EditableStudy, SampleDep, StorageDep, StudyDep
+from src.study.dependencies import SampleDep, StorageDep, StudyDep
 from src.study.models import SampleFile
 from src.study.schemas import FileRead
 
@@ -56,25 +56,10 @@ def _length(value: str | None) -> int | None:
         sha256={"type": "string", "description": "the file's SHA-256, to be checked"},
     ),
 )
-async def upload_file(
-    request: Request,
-    view: EditableStudy,
-    sample: EditableSample,
-    user: CurrentUser,
-    session: SessionDep,
-    storage: StorageDep,
-    config: FilesConfigDep,
-    workers: FastqWorkersDep,
-) -> SampleFile:
+async def upload_file(request: Request, receiver: ReceiverDep) -> SampleFile:
     """Upload a FASTQ file as a multipart form (field ``file``; optional read, md5, sha256)."""
     return await uploads.receive_form(
-        session,
-        storage=storage,
-        config=config,
-        workers=workers,
-        user=user,
-        view=view,
-        sample=sample,
+        receiver,
         content_type=request.headers.get("content-type"),
         body=request_body(request),
         length=_length(request.headers.get("content-length")),
@@ -98,26 +83,14 @@ async def upload_file(
 async def put_file(
     request: Request,
     filename: Annotated[str, Path(description="The file's name, e.g. S1_R1.fastq.gz.")],
-    view: EditableStudy,
-    sample: EditableSample,
-    user: CurrentUser,
-    session: SessionDep,
-    storage: StorageDep,
-    config: FilesConfigDep,
-    workers: FastqWorkersDep,
+    receiver: ReceiverDep,
     read: Annotated[str | None, Query(description="single, R1 or R2 (else guessed)")] = None,
     content_md5: Annotated[str | None, Header(alias="Content-MD5")] = None,
     checksum_sha256: Annotated[str | None, Header(alias="X-Checksum-SHA256")] = None,
 ) -> SampleFile:
     """Upload a FASTQ file as the raw request body (``curl -T``)."""
     return await uploads.receive_raw(
-        session,
-        storage=storage,
-        config=config,
-        workers=workers,
-        user=user,
-        view=view,
-        sample=sample,
+        receiver,
         filename=filename,
         body=request_body(request),
         length=_length(request.headers.get("content-length")),

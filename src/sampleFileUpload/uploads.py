@@ -48,8 +48,9 @@ def check_declared(ingested: Ingested, *, md5: str | None, sha256: str | None) -
         )
 
 
-class _Receiver:
-    """Shared state of one upload request."""
+class Receiver:
+    """One whole-file upload request: who sends what to which sample, and the steps that take
+    it in (built by the route's ``ReceiverDep``)."""
 
     def __init__(
         self,
@@ -140,14 +141,8 @@ class _Receiver:
 
 
 async def receive_raw(
-    session: AsyncSession,
+    receiver: Receiver,
     *,
-    storage: Storage,
-    config: FilesConfig,
-    workers: FastqWorkers,
-    user: User,
-    view: StudyView,
-    sample: Sample,
     filename: str,
     body: AsyncIterable[bytes],
     length: int | None,
@@ -156,15 +151,6 @@ async def receive_raw(
     read: str | None,
 ) -> SampleFile:
     """PUT: the body is the file; checksums come from Content-MD5 / X-Checksum-SHA256."""
-    receiver = _Receiver(
-        session,
-        storage=storage,
-        config=config,
-        workers=workers,
-        user=user,
-        view=view,
-        sample=sample,
-    )
     filename = check_filename(filename)
     read_kind = parse_read(read, filename)
     md5 = declared_hex(content_md5, "md5", source="Content-MD5")
@@ -180,28 +166,13 @@ async def receive_raw(
 
 
 async def receive_form(
-    session: AsyncSession,
+    receiver: Receiver,
     *,
-    storage: Storage,
-    config: FilesConfig,
-    workers: FastqWorkers,
-    user: User,
-    view: StudyView,
-    sample: Sample,
     content_type: str | None,
     body: AsyncIterable[bytes],
     length: int | None,
 ) -> SampleFile:
     """POST: a multipart form with a ``file`` part and optional ``read``, ``md5``, ``sha256``."""
-    receiver = _Receiver(
-        session,
-        storage=storage,
-        config=config,
-        workers=workers,
-        user=user,
-        view=view,
-        sample=sample,
-    )
     form = MultipartForm(content_type, body)
     await receiver.authorise(length=length, slack=MULTIPART_OVERHEAD)
     filename = await form.next_file()

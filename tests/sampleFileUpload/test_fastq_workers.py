@@ -22,7 +22,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User
-from src.config import Settings
 from src.sampleFileUpload.config import FilesConfig
 from src.sampleFileUpload.exceptions import ValidatorUnavailableError
 from src.sampleFileUpload.fastq import FastqReport, FastqValidator
@@ -36,7 +35,6 @@ from src.sampleFileUpload.fastq_workers import (
 )
 from src.sampleFileUpload.ingest import FileDigest, ValidationLane, ValidationLaneBrokenError
 from src.study.models import SampleFile, Study
-from tests.factories import auth_headers, create_user
 from tests.sampleFileUpload.fastq_samples import BROKEN, GOOD_GZ, gz, md5, records, sha256
 from tests.sampleFileUpload.test_tus import TUS, create, patch
 from tests.sampleFileUpload.test_uploads import stored_objects
@@ -281,17 +279,8 @@ FILES = "/api/v1/studies/{study}/samples/S1/files"
 
 
 @pytest.fixture
-async def owner(session: AsyncSession) -> User:
-    return await create_user(session, full_name="Wanda Worker")
-
-
-@pytest.fixture
-def headers(settings: Settings, owner: User) -> dict[str, str]:
-    return auth_headers(settings, owner)
-
-
-@pytest.fixture
 async def study(session: AsyncSession, owner: User) -> Study:
+    """conftest's owner and headers, with a draft study of one sample (S1)."""
     return await create_study(session, owner=owner, samples=1)
 
 
