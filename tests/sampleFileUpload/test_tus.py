@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import anyio
 import anyio.to_thread
 import httpx
 import pytest
@@ -30,7 +31,12 @@ from src.auth.models import User
 from src.config import Settings
 from src.database import utcnow
 from src.sampleFileUpload.config import FilesConfig
-from src.sampleFileUpload.tus import ChunkResult, ChunkWriter, finish_stranded_uploads
+from src.sampleFileUpload.tus import (
+    ChunkResult,
+    ChunkWriter,
+    finish_stranded_uploads,
+    upload_cleanup,
+)
 from src.storage import LocalStorage
 from src.study.constants import FileStatus, StudyStatus
 from src.study.models import SampleFile, Study, Upload
@@ -347,6 +353,42 @@ class TestStrandedUploads:
         assert last.status_code == 204, last.text
         file = await client.get(f"/api/v1/files/{last.headers['upload-file-id']}", headers=headers)
         assert (file.json()["status"], file.json()["md5"]) == ("valid", md5(data))
+
+    async def test_the_lifespan_task_finishes_stranded_and_removes_expired_uploads(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        session: AsyncSession,
+        monkeypatch: pytest.MonkeyPatch,
+        headers: dict[str, str],
+        study: Study,
+    ) -> None:
+        data = gz(records(500))
+        await self.strand(client, monkeypatch, headers, study, data)
+        expired = (await create(client, headers, study, 10, filename="old.fastq")).headers
+        await session.execute(
+            update(Upload)
+            .where(Upload.filename == "old.fastq")
+            .values(expires_at=utcnow() - timedelta(minutes=1))
+        )
+        app.state.files_config = FilesConfig(
+            tus_cleanup_interval_seconds=0.05, tus_lease_seconds=0.05
+        )
+        async with upload_cleanup(app):
+            for _ in range(200):  # the task runs every 0.05 s
+                if not await session.scalar(select(func.count(Upload.id))):
+                    break
+                await anyio.sleep(0.05)
+        assert await session.scalar(select(func.count(Upload.id))) == 0
+        (file,) = (
+            await client.get(f"/api/v1/studies/{study.accession}/samples/S1/files", headers=headers)
+        ).json()
+        assert (file["filename"], file["status"], file["md5"]) == (
+            "S1_R1.fastq.gz",
+            "valid",
+            md5(data),
+        )
+        assert (await client.head(expired["location"], headers=headers)).status_code == 404
 
 
 class TestRefusals:
