@@ -153,6 +153,28 @@ def _apply(file: SampleFile, ingested: Ingested) -> None:
     ]
 
 
+async def _new_file(
+    session: AsyncSession,
+    *,
+    sample: Sample,
+    user: User,
+    filename: str,
+    read: ReadKind,
+    storage_key: str,
+) -> SampleFile:
+    """A file record for ``sample`` (not yet added), once its name is known to be free."""
+    await ensure_name_free(session, sample_pk=sample.id, filename=filename)
+    return SampleFile(
+        id=uuid.uuid4(),
+        sample_pk=sample.id,
+        filename=filename,
+        read=read,
+        storage_key=storage_key,
+        uploaded_by_id=user.id,
+        created_at=utcnow(),
+    )
+
+
 def _file_added(session: AsyncSession, view: StudyView, user: User, file: SampleFile) -> None:
     view.study.updated_at = utcnow()
     study_service.record_event(
@@ -182,15 +204,8 @@ async def add_file(
     ingested: Ingested,
 ) -> SampleFile:
     """Record a stored, validated file in ``sample``."""
-    await ensure_name_free(session, sample_pk=sample.id, filename=filename)
-    file = SampleFile(
-        id=uuid.uuid4(),
-        sample_pk=sample.id,
-        filename=filename,
-        read=read,
-        storage_key=storage_key,
-        uploaded_by_id=user.id,
-        created_at=utcnow(),
+    file = await _new_file(
+        session, sample=sample, user=user, filename=filename, read=read, storage_key=storage_key
     )
     _apply(file, ingested)
     file.sample_record = sample
@@ -279,19 +294,12 @@ async def create_upload(
     expires_at: datetime,
 ) -> Upload:
     """An upload and the ``uploading`` file it will complete."""
-    await ensure_name_free(session, sample_pk=sample.id, filename=filename)
-    file = SampleFile(
-        id=uuid.uuid4(),
-        sample_pk=sample.id,
-        filename=filename,
-        read=read,
-        size=0,
-        storage_key=storage_key,
-        status=FileStatus.UPLOADING,
-        validation_errors=[],
-        uploaded_by_id=user.id,
-        created_at=utcnow(),
+    file = await _new_file(
+        session, sample=sample, user=user, filename=filename, read=read, storage_key=storage_key
     )
+    file.size = 0
+    file.status = FileStatus.UPLOADING
+    file.validation_errors = []
     session.add(file)
     await session.flush()
     upload = Upload(
