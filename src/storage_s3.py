@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any
@@ -82,6 +82,24 @@ class _S3Errors:
         raise StorageError(f"S3 {self.operation} failed: {code or type(exc).__name__}") from exc
 
 
+async def _fill_parts(
+    buffer: bytearray,
+    data: memoryview,
+    part_limit: Callable[[], int],
+    part_full: Callable[[], Awaitable[None]],
+) -> int:
+    """Append ``data`` to the current part's ``buffer``, handing each full part to
+    ``part_full`` (which empties the buffer); the number of bytes taken."""
+    taken = len(data)
+    while data:
+        room = part_limit() - len(buffer)
+        buffer += data[:room]
+        data = data[room:]
+        if len(buffer) >= part_limit():
+            await part_full()
+    return taken
+
+
 class _S3Writer(ObjectWriter):
     """A plain multipart upload; the object is created on commit."""
 
@@ -96,13 +114,7 @@ class _S3Writer(ObjectWriter):
         return part_size_for(len(self._parts) + 1, self._storage.part_size)
 
     async def _write(self, data: memoryview) -> None:
-        while data:
-            room = self._part_limit() - len(self._buffer)
-            self._buffer += data[:room]
-            self._size += min(room, len(data))
-            data = data[room:]
-            if len(self._buffer) >= self._part_limit():
-                await self._upload_part()
+        self._size += await _fill_parts(self._buffer, data, self._part_limit, self._upload_part)
 
     async def _upload_part(self) -> None:
         s3 = self._storage
@@ -161,13 +173,7 @@ class _S3ResumableWriter(ResumableWriter):
         return part_size_for(self._parts + 1, self._part_size)
 
     async def _write(self, data: memoryview) -> None:
-        while data:
-            room = self._part_limit() - len(self._buffer)
-            self._buffer += data[:room]
-            self._size += min(room, len(data))
-            data = data[room:]
-            if len(self._buffer) >= self._part_limit():
-                await self._stage_part()
+        self._size += await _fill_parts(self._buffer, data, self._part_limit, self._stage_part)
 
     async def _stage_part(self) -> None:
         number = self._parts + 1
