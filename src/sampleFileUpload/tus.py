@@ -301,12 +301,21 @@ OwnedUpload = Annotated[Upload, Depends(owned_upload)]
 
 
 class _Lease:
-    """The PATCH's claim on an upload, renewed in the background while the chunk streams."""
+    """The PATCH's claim on an upload, renewed in the background while the chunk streams.
+
+    Renewals run beside the request's own work (recording progress, finishing the file), so
+    each takes a session of its own: one session is never used by two tasks at once."""
 
     def __init__(
-        self, session: AsyncSession, upload_id: uuid.UUID, token: str, seconds: float
+        self,
+        session: AsyncSession,
+        sessions: async_sessionmaker[AsyncSession],
+        upload_id: uuid.UUID,
+        token: str,
+        seconds: float,
     ) -> None:
         self.session = session
+        self.sessions = sessions
         self.upload_id = upload_id
         self.token = token
         self.seconds = seconds
@@ -315,10 +324,11 @@ class _Lease:
         while True:
             await anyio.sleep(self.seconds / 3)
             with anyio.CancelScope(shield=True):
-                renewed = await service.renew_lease(
-                    self.session, upload_id=self.upload_id, token=self.token, seconds=self.seconds
-                )
-                await self.session.commit()
+                async with self.sessions() as session:
+                    renewed = await service.renew_lease(
+                        session, upload_id=self.upload_id, token=self.token, seconds=self.seconds
+                    )
+                    await session.commit()
             if not renewed:
                 raise UploadLockedError("The upload was taken over by another request.")
 
@@ -354,6 +364,7 @@ class ChunkWriter:
         self,
         *,
         session: AsyncSession,
+        sessions: async_sessionmaker[AsyncSession],
         storage: Storage,
         config: FilesConfig,
         workers: FastqWorkers,
@@ -362,6 +373,7 @@ class ChunkWriter:
         upload: Upload,
     ) -> None:
         self.session = session
+        self.sessions = sessions
         self.storage = storage
         self.config = config
         self.workers = workers
@@ -388,6 +400,7 @@ class ChunkWriter:
         state = app.state
         return cls(
             session=session,
+            sessions=state.sessionmaker,
             storage=state.storage,
             config=state.files_config,
             workers=state.fastq_workers,
@@ -421,7 +434,9 @@ class ChunkWriter:
                     headers={"Upload-Offset": str(current.offset)},
                 )
             raise UploadLockedError
-        return _Lease(self.session, self.upload_id, token, self.config.tus_lease_seconds)
+        return _Lease(
+            self.session, self.sessions, self.upload_id, token, self.config.tus_lease_seconds
+        )
 
     async def _digest(self) -> FileDigest:
         """The running digest at ``offset``: cached here, or rebuilt from the stored bytes."""
