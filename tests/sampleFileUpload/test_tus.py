@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -30,6 +31,7 @@ from tusclient.uploader import Uploader
 from src.auth.models import User
 from src.config import Settings
 from src.database import utcnow
+from src.sampleFileUpload import tus
 from src.sampleFileUpload.config import FilesConfig
 from src.sampleFileUpload.tus import (
     ChunkResult,
@@ -371,14 +373,28 @@ class TestStrandedUploads:
             .where(Upload.filename == "old.fastq")
             .values(expires_at=utcnow() - timedelta(minutes=1))
         )
-        app.state.files_config = FilesConfig(
-            tus_cleanup_interval_seconds=0.05, tus_lease_seconds=0.05
-        )
+        # The task runs every min(interval, lease) = 0.05 s; a 5 s lease is not renewed while
+        # the small upload is finished (in tests every session shares one connection).
+        app.state.files_config = FilesConfig(tus_cleanup_interval_seconds=0.05, tus_lease_seconds=5)
+        # The test's session shares one connection with the task's: end its transaction, and
+        # instead of polling the database meanwhile, wait until each step of the task reports
+        # its one upload done.
+        await session.commit()
+        done = {"finish_stranded_uploads": anyio.Event(), "remove_expired_uploads": anyio.Event()}
+        for name, event in done.items():
+            original = getattr(tus, name)
+
+            async def reporting(*args: Any, _original: Any = original, _event: Any = event) -> int:
+                count = int(await _original(*args))
+                if count:
+                    _event.set()
+                return count
+
+            monkeypatch.setattr(tus, name, reporting)
         async with upload_cleanup(app):
-            for _ in range(200):  # the task runs every 0.05 s
-                if not await session.scalar(select(func.count(Upload.id))):
-                    break
-                await anyio.sleep(0.05)
+            with anyio.fail_after(10):
+                for event in done.values():
+                    await event.wait()
         assert await session.scalar(select(func.count(Upload.id))) == 0
         (file,) = (
             await client.get(f"/api/v1/studies/{study.accession}/samples/S1/files", headers=headers)
