@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -44,6 +44,11 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def today() -> date:
+    """Today's date in UTC: release dates and date ranges are compared with it."""
+    return datetime.now(UTC).date()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

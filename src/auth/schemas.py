@@ -115,3 +115,12 @@ class UserQuery(BaseModel):
 
     q: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
     role: UserRole | None = None
+
+
+# A user as other modules show them: who owns a study, who did something. (No docstring: it
+# would become the schema's OpenAPI description.)
+class UserRef(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    full_name: str

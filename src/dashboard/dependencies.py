@@ -12,8 +12,8 @@ from src.dashboard.constants import DashboardScope, Interval
 from src.dashboard.exceptions import DashboardForbiddenError
 from src.dashboard.service import Viewer
 from src.dashboard.utils import PeriodWindow, resolve_window
+from src.database import today
 from src.dependencies import CurrentUser
-from src.study.service import today
 
 STAFF = frozenset({UserRole.REVIEWER, UserRole.ADMIN})
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from src.auth.schemas import UserRef
 from src.dashboard.constants import DashboardScope
-from src.study.schemas import UserRef
 
 _STUDY_ID = "6f1c2a4e-8b0d-4e4b-9a51-3c7d2f0e9a11"
 _USER_ID = "0b7e5c2d-1f3a-4c6e-8d9b-2a4f6e8c0d13"

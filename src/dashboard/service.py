@@ -17,6 +17,7 @@ from sqlalchemy import Select, distinct, func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User, UserRole
+from src.auth.schemas import UserRef
 from src.dashboard.constants import (
     RECENT_EVENTS_LIMIT,
     REVIEW_QUEUE_LIMIT,
@@ -39,11 +40,9 @@ from src.dashboard.schemas import (
     UsersByRole,
 )
 from src.dashboard.utils import PeriodWindow, next_start, period_start, periods
-from src.database import utcnow
-from src.study import service as study_service
+from src.database import today, utcnow
 from src.study.constants import FileStatus, StudyStatus
 from src.study.models import Sample, SampleFile, Study, StudyEvent, StudyMember
-from src.study.schemas import UserRef
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ def _in_scope(column: Any, study_ids: Select[Any] | None) -> list[Any]:
 
 
 def _public_study_ids() -> Select[Any]:
-    return select(Study.id).where(study_service.public_clause())
+    return select(Study.id).where(Study.public_clause())
 
 
 def _valid(column: Any) -> Any:
@@ -84,10 +83,7 @@ async def public_stats(session: AsyncSession) -> PublicStats:
     """Totals over public studies; unpublished and embargoed work is never counted."""
     public_ids = _public_study_ids()
     studies = (
-        select(func.count(Study.id))
-        .where(study_service.public_clause())
-        .correlate(None)
-        .scalar_subquery()
+        select(func.count(Study.id)).where(Study.public_clause()).correlate(None).scalar_subquery()
     )
     study_count, samples, organisms = (
         await session.execute(
@@ -117,7 +113,7 @@ async def _study_counts(session: AsyncSession, study_ids: Select[Any] | None) ->
         return func.count(Study.id).filter(Study.status == status)
 
     embargoed = func.count(Study.id).filter(
-        Study.status == StudyStatus.PUBLISHED, Study.release_date > study_service.today()
+        Study.status == StudyStatus.PUBLISHED, Study.release_date > today()
     )
     total, draft, in_review, published, embargoed_count = (
         await session.execute(

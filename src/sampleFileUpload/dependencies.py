@@ -18,12 +18,12 @@ from src.sampleFileUpload.config import FilesConfig
 from src.sampleFileUpload.exceptions import FileNotFoundInStudyError, IncompleteBodyError
 from src.sampleFileUpload.fastq_workers import FastqWorkers
 from src.sampleFileUpload.uploads import Receiver
-from src.study import service as study_service
+from src.study import visibility
 from src.study.constants import AccessRole, FileStatus, StudyStatus
 from src.study.dependencies import EditableSample, EditableStudy, StorageDep
 from src.study.exceptions import ForbiddenError, StudyLockedError, StudyNotFoundError
 from src.study.models import SampleFile
-from src.study.service import StudyView
+from src.study.visibility import StudyView
 
 
 def get_files_config(request: Request) -> FilesConfig:
@@ -82,7 +82,7 @@ async def _file_as_seen(session: SessionDep, file_id: uuid.UUID, user: OptionalU
         raise FileNotFoundInStudyError
     study_id = file.sample_record.study_id
     try:
-        view = await study_service.get_view(session, reference=str(study_id), user=user)
+        view = await visibility.get_view(session, reference=str(study_id), user=user)
     except StudyNotFoundError:
         raise FileNotFoundInStudyError from None
     # The public sees finished, valid files only: the rest of a study is the team's business.

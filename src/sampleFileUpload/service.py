@@ -28,10 +28,11 @@ from src.sampleFileUpload.exceptions import (
 from src.sampleFileUpload.ingest import Ingested
 from src.storage import Storage
 from src.study import service as study_service
+from src.study import visibility
 from src.study.constants import AccessRole, EventAction, FileStatus, ReadKind, StudyStatus
 from src.study.exceptions import ForbiddenError, SampleNotFoundError, StudyLockedError
 from src.study.models import Sample, SampleFile, Study, Upload
-from src.study.service import StudyView
+from src.study.visibility import StudyView
 
 EDITORS = frozenset({AccessRole.OWNER, AccessRole.EDITOR})
 
@@ -117,7 +118,7 @@ async def recheck_target(
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    view = await study_service.get_view(session, reference=str(study_id), user=user)
+    view = await visibility.get_view(session, reference=str(study_id), user=user)
     if view.my_role not in EDITORS:
         raise ForbiddenError
     if view.study.status != StudyStatus.DRAFT:

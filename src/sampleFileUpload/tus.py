@@ -81,6 +81,7 @@ from src.sampleFileUpload.uploads import check_declared
 from src.sampleFileUpload.utils import check_filename, declared_hex, parse_read
 from src.storage import ResumableWriter, Storage, WriterBusyError
 from src.study import service as study_service
+from src.study import visibility
 from src.study.constants import StudyStatus
 from src.study.dependencies import StorageDep
 from src.study.exceptions import ForbiddenError, SampleNotFoundError, StudyLockedError
@@ -683,7 +684,7 @@ async def create_upload(
             f"Upload-Metadata must include {', '.join(missing)}.",
             errors=[{"field": name, "message": "required"} for name in missing],
         )
-    view = await study_service.get_view(session, reference=metadata["study"], user=user)
+    view = await visibility.get_view(session, reference=metadata["study"], user=user)
     if view.my_role not in service.EDITORS:
         raise ForbiddenError
     if view.study.status != StudyStatus.DRAFT:

@@ -25,7 +25,7 @@ from src.sampleFileUpload.utils import check_filename, declared_hex, parse_read
 from src.storage import Storage
 from src.study.constants import ReadKind
 from src.study.models import Sample, SampleFile
-from src.study.service import StudyView
+from src.study.visibility import StudyView
 
 # Boundaries and the small text fields around the file in a multipart body.
 MULTIPART_OVERHEAD = 1024 * 1024

@@ -13,7 +13,7 @@ from fastapi import Depends, Path, Request
 
 from src.dependencies import CurrentUser, OptionalUser, SessionDep
 from src.storage import Storage
-from src.study import service
+from src.study import service, visibility
 from src.study.config import StudyConfig
 from src.study.constants import AccessRole, StudyStatus
 from src.study.exceptions import (
@@ -22,7 +22,7 @@ from src.study.exceptions import (
     StudyLockedError,
 )
 from src.study.models import Sample
-from src.study.service import StudyView
+from src.study.visibility import StudyView
 
 StudyRef = Annotated[
     str,
@@ -54,11 +54,11 @@ StorageDep = Annotated[Storage, Depends(get_storage)]
 
 async def visible_study(study: StudyRef, user: OptionalUser, session: SessionDep) -> StudyView:
     """The study, if the caller (or the public) may see it."""
-    return await service.get_view(session, reference=study, user=user)
+    return await visibility.get_view(session, reference=study, user=user)
 
 
 async def _signed_in_view(study: StudyRef, user: CurrentUser, session: SessionDep) -> StudyView:
-    return await service.get_view(session, reference=study, user=user)
+    return await visibility.get_view(session, reference=study, user=user)
 
 
 def _requiring(

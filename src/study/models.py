@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    ColumnElement,
     Enum,
     Float,
     ForeignKey,
@@ -23,11 +24,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
+    or_,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from src.auth.models import User
-from src.database import Base, Timestamps, UUIDPrimaryKey, utcnow
+from src.database import Base, Timestamps, UUIDPrimaryKey, today, utcnow
 from src.study.constants import FileStatus, MemberRole, ReadKind, StudyStatus
 
 
@@ -91,6 +94,21 @@ class Study(UUIDPrimaryKey, Timestamps, Base):
     )
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+    # Public: published, and its release date (if any) has come. The one rule, in Python for a
+    # loaded study and in SQL for a query; study/visibility.py builds the rest of who-sees-what
+    # on it, and the dashboard counts public studies with it.
+    def is_public(self) -> bool:
+        return self.status == StudyStatus.PUBLISHED and (
+            self.release_date is None or self.release_date <= today()
+        )
+
+    @classmethod
+    def public_clause(cls) -> ColumnElement[bool]:
+        return and_(
+            cls.status == StudyStatus.PUBLISHED,
+            or_(cls.release_date.is_(None), cls.release_date <= today()),
+        )
 
 
 class StudyMember(Base):

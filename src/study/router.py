@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from src.dependencies import CurrentUser, OptionalUser, PageDep, SessionDep
 from src.exceptions import ErrorOut, Responses
 from src.schemas import Paginated
-from src.study import service
+from src.study import readiness, service, visibility
 from src.study.constants import StudyStatus
 from src.study.dependencies import (
     EditableSample,
@@ -43,7 +43,8 @@ from src.study.schemas import (
     StudyRead,
     StudyUpdate,
 )
-from src.study.service import Scope, StudySort, StudyView
+from src.study.service import StudySort
+from src.study.visibility import Scope, StudyView
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
@@ -82,7 +83,7 @@ async def create_study(
     study = await service.create(
         session, data=data, owner=user, accession_prefix=config.accession_prefix
     )
-    view = await service.get_view(session, reference=str(study.id), user=user)
+    view = await visibility.get_view(session, reference=str(study.id), user=user)
     response.headers["Location"] = f"/api/v1/studies/{study.accession}"
     return _with_etag(response, view)
 
@@ -104,7 +105,7 @@ async def list_studies(
     sort: StudySort = StudySort.NEWEST,
 ) -> dict[str, object]:
     """Search studies: yours, all of them (reviewers, admins) or the public ones."""
-    effective = service.resolve_scope(user, scope)
+    effective = visibility.resolve_scope(user, scope)
     views, total = await service.list_studies(
         session,
         user=user,
@@ -141,7 +142,7 @@ async def update_study(
     """Change a draft's title, description, authors or release date (If-Match optional)."""
     service.check_if_match(view.study, if_match)
     await service.update_study(session, study=view.study, data=data, actor=user)
-    return _with_etag(response, await service.refresh_view(session, view=view, user=user))
+    return _with_etag(response, await visibility.refresh_view(session, view=view, user=user))
 
 
 @router.delete(
@@ -155,7 +156,7 @@ async def delete_study(view: StudyToDelete, session: SessionDep, storage: Storag
 @router.get("/{study}/readiness", response_model=Readiness, responses=GUARDED)
 async def study_readiness(view: TeamStudy, session: SessionDep) -> Readiness:
     """The submit checks, without submitting."""
-    problems = await service.readiness(session, study=view.study)
+    problems = await readiness.find_problems(session, study=view.study)
     return Readiness(ready=not problems, problems=problems)
 
 
@@ -167,14 +168,14 @@ async def submit_study(
     await service.submit(
         session, study=view.study, actor=user, review_required=config.review_required
     )
-    return await service.refresh_view(session, view=view, user=user)
+    return await visibility.refresh_view(session, view=view, user=user)
 
 
 @router.post("/{study}/withdraw", response_model=StudyRead, responses={**GUARDED, **CONFLICT})
 async def withdraw_study(view: OwnedStudy, user: CurrentUser, session: SessionDep) -> StudyView:
     """Take a study under review back to draft."""
     await service.withdraw(session, study=view.study, actor=user)
-    return await service.refresh_view(session, view=view, user=user)
+    return await visibility.refresh_view(session, view=view, user=user)
 
 
 @router.post(
@@ -189,7 +190,7 @@ async def review_study(
     await service.review(
         session, study=view.study, actor=user, decision=data.decision, comment=data.comment
     )
-    return await service.refresh_view(session, view=view, user=user)
+    return await visibility.refresh_view(session, view=view, user=user)
 
 
 @router.get("/{study}/events", response_model=Paginated[EventRead], responses=GUARDED)

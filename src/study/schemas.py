@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, computed_field
 
+from src.auth.schemas import UserRef
 from src.study.constants import (
     AccessRole,
     FileStatus,
@@ -88,13 +89,6 @@ class StudyUpdate(BaseModel):
     description: Description | None = None
     authors: list[Author] | None = Field(default=None, max_length=500)
     release_date: date | None = None
-
-
-class UserRef(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    full_name: str
 
 
 class StudyRead(BaseModel):

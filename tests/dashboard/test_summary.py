@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.config import Settings
 from src.dashboard.constants import RECENT_EVENTS_LIMIT
+from src.database import today
 from src.study.models import Study, StudyEvent
-from src.study.service import today
 from tests.dashboard.world import (
     World,
     at,

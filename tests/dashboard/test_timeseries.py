@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.dashboard.constants import MAX_PERIODS
-from src.study.service import today
+from src.database import today
 from tests.dashboard.world import World, expected_series
 
 SERIES = "/api/v1/dashboard/timeseries"

@@ -19,9 +19,9 @@ from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User, UserRole
+from src.database import today
 from src.study.constants import FileStatus, MemberRole, StudyStatus
 from src.study.models import Sample, SampleFile, Study, StudyEvent
-from src.study.service import today
 from tests.factories import create_user
 from tests.study.factories import add_file, add_member, create_study
 

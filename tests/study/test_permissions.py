@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from src.auth.models import User, UserRole
 from src.config import Settings
+from src.database import today
 from src.study.constants import MemberRole, StudyStatus
 from src.study.models import Study
-from src.study.service import today
 from tests.factories import auth_headers, create_user
 from tests.study.factories import add_member, create_study
 

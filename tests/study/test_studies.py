@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User, UserRole
 from src.config import Settings
+from src.database import today
 from src.study.config import StudyConfig
 from src.study.constants import FileStatus, MemberRole, ReadKind, StudyStatus
 from src.study.models import Sample, SampleFile, Study, StudyEvent
-from src.study.service import today
 from tests.factories import auth_headers, create_user
 from tests.study.concurrency import create_concurrently
 from tests.study.factories import add_file, add_member, create_study, names_digest

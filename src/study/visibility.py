@@ -1,0 +1,152 @@
+"""Who sees which study, written once: a study is public once published and its release date
+(if any) has passed; otherwise only its owner, its members, reviewers and admins see it. The rule
+is applied in SQL for lists (``public_clause``) and in Python for a loaded study (``access_role``);
+a ``StudyView`` is a study as one caller sees it, with its counts computed in SQL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from src.auth.models import User, UserRole
+from src.study.constants import AccessRole, MemberRole
+from src.study.exceptions import ForbiddenError, StudyNotFoundError
+from src.study.models import Sample, SampleFile, Study, StudyMember
+
+
+@dataclass
+class StudyView:
+    """A study with the caller's role and its counts; reads like the Study model."""
+
+    study: Study
+    my_role: AccessRole
+    sample_count: int = 0
+    file_count: int = 0
+    total_bytes: int = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.study, name)
+
+
+class Scope(StrEnum):
+    MINE = "mine"
+    ALL = "all"
+    PUBLIC = "public"
+
+
+def access_role(
+    study: Study, user: User | None, member_role: MemberRole | None
+) -> AccessRole | None:
+    """How ``user`` relates to ``study``; None when the study is invisible to them."""
+    if user is not None:
+        if study.owner_id == user.id:
+            return AccessRole.OWNER
+        if member_role is not None:
+            return AccessRole(member_role.value)
+        if user.role == UserRole.ADMIN:
+            return AccessRole.ADMIN
+        if user.role == UserRole.REVIEWER:
+            return AccessRole.REVIEWER
+    if study.is_public():
+        return AccessRole.PUBLIC
+    return None
+
+
+def _member_role_column(user: User | None) -> Any:
+    if user is None:
+        return None
+    return (
+        select(StudyMember.role)
+        .where(StudyMember.study_id == Study.id, StudyMember.user_id == user.id)
+        .correlate(Study)
+        .scalar_subquery()
+    )
+
+
+def _count_columns() -> tuple[Any, Any, Any]:
+    """Correlated counts, so they are computed for the rows a query returns and no others."""
+    sample_count = (
+        select(func.count(Sample.id))
+        .where(Sample.study_id == Study.id)
+        .correlate(Study)
+        .scalar_subquery()
+    )
+    file_stats = (
+        select(SampleFile.id, SampleFile.size)
+        .join(Sample, SampleFile.sample_pk == Sample.id)
+        .where(Sample.study_id == Study.id)
+        .correlate(Study)
+    )
+    file_count = select(func.count()).select_from(file_stats.subquery()).scalar_subquery()
+    total_bytes = (
+        select(func.coalesce(func.sum(SampleFile.size), 0))
+        .join(Sample, SampleFile.sample_pk == Sample.id)
+        .where(Sample.study_id == Study.id)
+        .correlate(Study)
+        .scalar_subquery()
+    )
+    return sample_count, file_count, total_bytes
+
+
+def view_query(user: User | None) -> Select[Any]:
+    sample_count, file_count, total_bytes = _count_columns()
+    member_role = _member_role_column(user)
+    columns: list[Any] = [Study, sample_count, file_count, total_bytes]
+    if member_role is not None:
+        columns.append(member_role)
+    return select(*columns).options(joinedload(Study.owner))
+
+
+def views_from_rows(rows: Sequence[Any], user: User | None) -> list[StudyView]:
+    views = []
+    for row in rows:
+        study, samples, files, size = row[0], row[1], row[2], row[3]
+        member_role = MemberRole(row[4]) if user is not None and row[4] is not None else None
+        role = access_role(study, user, member_role)
+        if role is None:  # filtered in SQL already; kept as a guard against a visibility leak
+            continue
+        views.append(StudyView(study, role, int(samples), int(files), int(size or 0)))
+    return views
+
+
+def _reference_clause(reference: str) -> ColumnElement[bool]:
+    try:
+        return Study.id == uuid.UUID(reference)
+    except ValueError:
+        return Study.accession == reference.strip()
+
+
+async def get_view(session: AsyncSession, *, reference: str, user: User | None) -> StudyView:
+    """A study by UUID or accession as ``user`` sees it; STUDY_NOT_FOUND when they may not."""
+    result = await session.execute(view_query(user).where(_reference_clause(reference)))
+    views = views_from_rows(result.all(), user)
+    if not views:
+        raise StudyNotFoundError
+    return views[0]
+
+
+async def refresh_view(session: AsyncSession, *, view: StudyView, user: User | None) -> StudyView:
+    """The same study re-read after a change (new counts, new version)."""
+    await session.flush()
+    await session.refresh(view.study)
+    return await get_view(session, reference=str(view.study.id), user=user)
+
+
+def resolve_scope(user: User | None, scope: Scope | None) -> Scope:
+    """The list a caller asked for: anonymous callers see public studies only; ``all`` is for
+    reviewers and admins; signed-in callers default to their own."""
+    if user is None:
+        if scope in (None, Scope.PUBLIC):
+            return Scope.PUBLIC
+        raise ForbiddenError("Sign in to list your own or all studies.")
+    if scope == Scope.ALL and user.role not in (UserRole.REVIEWER, UserRole.ADMIN):
+        raise ForbiddenError("Only reviewers and admins can list all studies.")
+    return scope or Scope.MINE
