@@ -1,4 +1,4 @@
-"""src/storage.py: the same tests run against the local backend and against S3 (moto server)."""
+"""src/storage: the same tests run against the local backend and against S3 (moto server)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from src.storage import (
     validate_key,
     validate_prefix,
 )
-from src.storage_s3 import S3Storage
+from src.storage.s3 import S3Storage
 
 pytestmark = pytest.mark.asyncio
 
@@ -356,7 +356,7 @@ KILLED_WRITER = """
 import json, os, random, signal, sys
 import anyio
 from src.storage import LocalStorage
-from src.storage_s3 import S3Storage
+from src.storage.s3 import S3Storage
 
 async def main():
     config = json.loads(sys.argv[1])
@@ -670,3 +670,20 @@ async def test_content_disposition() -> None:
     assert content_disposition("a.fastq.gz") == 'attachment; filename="a.fastq.gz"'
     header = content_disposition("ü;\\.fq")
     assert header.startswith('attachment; filename="___.fq"; filename*=UTF-8')
+
+
+async def test_local_storage_never_imports_the_s3_backend(tmp_path: Path) -> None:
+    """The S3 client stack is imported only when configured: an app on local storage, built and
+    with its storage made, has loaded neither src.storage.s3 nor aiobotocore."""
+    code = (
+        "import sys\n"
+        "from src.app import create_app\n"
+        "from src.config import Settings\n"
+        "from src.storage import build_storage\n"
+        f"settings = Settings(data_dir={str(tmp_path)!r}, storage_backend='local')\n"
+        "create_app(settings)\n"
+        "build_storage(settings)\n"
+        "print(sorted(name for name in ('src.storage.s3', 'aiobotocore') if name in sys.modules))\n"
+    )
+    result = await anyio.run_process([sys.executable, "-c", code], cwd=ROOT, check=True)
+    assert result.stdout.decode().strip() == "[]", result.stdout + result.stderr

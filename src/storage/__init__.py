@@ -20,55 +20,27 @@ those bytes back (to rebuild hashes and validators) and ``abort_state(key, state
 not safe for concurrent use, and two writers must never continue the same state at once. After any
 exception from a writer it refuses further writes; ``abort`` it, or resume from its last ``state``.
 
-Local backend: objects are files under ``root`` (``DATA_DIR/objects``). A writer appends to a
-hidden temp file in the object's directory (``.<name>.<token>.part``), ``flush`` fsyncs it, and
-``commit`` fsyncs and renames it into place. A writer holds an exclusive ``flock`` on its temp
-file, so a second writer of the same upload gets :class:`WriterBusyError`. All file IO runs in
-worker threads, in bounded chunks.
-
-S3 backend (aiobotocore; ``src/storage_s3.py``, imported only when configured): a plain writer is
-a multipart upload holding at most one part in memory
-(a single ``PutObject`` when the object fits in one part). Multipart parts cannot be read back
-before the upload completes, so a resumable writer stages its bytes as ordinary, readable objects
-under ``<dir>/.<name>.<token>.upload/``: each full part as ``part-NNNNNN``, and the incomplete tail
-of the current part, at each ``flush``, as one more ``tail-NNNNNN-MMMMMM`` object holding the bytes
-added since the previous flush (so a flush uploads only new bytes). ``commit`` assembles the final
-object server-side with UploadPartCopy from the staged parts plus the tail from memory, then
-deletes the staging objects. Part sizes start at ``part_size`` (default 8 MiB, at least 5 MiB) and
-double every 1000 parts, so objects up to several TiB fit in the 10,000-part limit. Staging names
-start with a dot, which no key may, and live beside the key, so ``delete_prefix`` of a study also
-removes its unfinished uploads. S3 has no lock like the local backend's: a writer that stalls past
-its tus lease and wakes up could still overwrite a staged object of the writer that took over.
-Full parts cover fixed offsets and a client sends the same bytes for the same offsets, so that
-rewrites identical bytes; tails are read back at resume with their recorded lengths, so a tail cut
-elsewhere is refused (StorageError) rather than used.
+Backends: ``local.py`` (files under ``DATA_DIR/objects``) and ``s3.py`` (any S3-compatible
+store, imported only when configured, so processes on local storage never load its client
+stack). ``build_storage(settings)`` picks one.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import logging
-import os
 import re
 import secrets
-import shutil
-import sys
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
 import anyio
-import anyio.to_thread
-
-if sys.platform != "win32":
-    import fcntl
 
 if TYPE_CHECKING:
     from src.config import Settings
+
 
 __all__ = [
     "DEFAULT_PART_SIZE",
@@ -87,7 +59,6 @@ __all__ = [
     "validate_prefix",
 ]
 
-logger = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 DEFAULT_PART_SIZE = 8 * MIB
@@ -96,7 +67,6 @@ MAX_PART_SIZE = 5 * 1024 * MIB
 MAX_PARTS = 10_000
 PARTS_PER_SIZE_STEP = 1000
 DEFAULT_READ_CHUNK = 256 * 1024
-LOCAL_WRITE_BUFFER = MIB
 MAX_KEY_LENGTH = 1024
 MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
 STATE_VERSION = 1
@@ -106,7 +76,6 @@ _DELETE_BATCH = 1000
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _TOKEN = re.compile(r"[0-9a-f]{32}")
 
-T = TypeVar("T")
 Chunk = bytes | bytearray | memoryview
 
 
@@ -416,285 +385,6 @@ class Storage(ABC):
 # --------------------------------------------------------------------------- local backend
 
 
-async def _in_thread(func: Callable[..., T], *args: Any) -> T:
-    try:
-        return await anyio.to_thread.run_sync(func, *args)
-    except FileNotFoundError as exc:
-        raise ObjectNotFoundError(str(exc)) from exc
-    except OSError as exc:
-        raise StorageError(str(exc)) from exc
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _file_size(path: Path) -> int | None:
-    try:
-        st = path.stat()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return st.st_size if path.is_file() else None
-
-
-def _read_at(file: BinaryIO, offset: int, length: int) -> bytes:
-    file.seek(offset)
-    return file.read(length)
-
-
-def _open_for_read(path: Path) -> BinaryIO:
-    try:
-        return path.open("rb")
-    except (NotADirectoryError, IsADirectoryError) as exc:
-        raise FileNotFoundError(errno.ENOENT, "no such object", str(path)) from exc
-
-
-def _lock_for_writing(file: BinaryIO, key: str) -> None:
-    """Hold an exclusive lock on an upload's temp file for as long as this writer has it open.
-
-    The database lease says who may write; this lock makes sure nobody else can. A process
-    that stalled past its lease (paused, swapping) still holds the lock, so a second writer is
-    refused instead of both writing to the same file; a dead process's lock is gone with it."""
-    if sys.platform == "win32":  # pragma: no cover - no flock there
-        return
-    try:
-        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        file.close()
-        raise WriterBusyError(f"another writer still holds the upload data of {key}") from None
-
-
-def _close_quietly(file: BinaryIO) -> None:
-    with contextlib.suppress(OSError):
-        file.close()
-
-
-class _LocalWriter(ResumableWriter):
-    def __init__(
-        self,
-        storage: LocalStorage,
-        key: str,
-        state: dict[str, Any],
-        file: BinaryIO,
-        *,
-        directory_synced: bool,
-        resumable: bool,
-    ) -> None:
-        super().__init__(key, state)
-        self._resumable = resumable
-        self._storage = storage
-        self._file = file
-        self._temp = storage._temp_path(key, state["token"])
-        self._buffer = bytearray()
-        self._directory_synced = directory_synced
-
-    async def _write(self, data: memoryview) -> None:
-        self._size += len(data)
-        if not self._buffer and len(data) >= LOCAL_WRITE_BUFFER:
-            # A whole block: straight to the file from a worker thread, with no copy on the
-            # event loop (uploads hand over blocks of a MiB or more, which stay untouched).
-            await _in_thread(self._file.write, data)
-            return
-        self._buffer += data
-        if len(self._buffer) >= LOCAL_WRITE_BUFFER:
-            await self._drain()
-
-    async def _exit_unfinished(self) -> None:
-        await (self.release() if self._resumable else self.abort())
-
-    async def _drain(self) -> None:
-        if self._buffer:
-            pending = bytes(self._buffer)
-            await _in_thread(self._file.write, pending)
-            self._buffer.clear()
-
-    def _sync(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        if not self._directory_synced:
-            _fsync_dir(self._temp.parent)
-            self._directory_synced = True
-
-    async def _flush(self) -> None:
-        await self._drain()
-        await _in_thread(self._sync)
-        self._state = {**self._state, "size": self._size}
-
-    def _publish(self) -> None:
-        self._sync()
-        self._file.close()
-        final = self._storage._path(self.key)
-        os.replace(self._temp, final)
-        _fsync_dir(final.parent)
-
-    async def _commit(self) -> None:
-        await self._drain()
-        await _in_thread(self._publish)
-
-    def _discard(self) -> None:
-        _close_quietly(self._file)
-        self._temp.unlink(missing_ok=True)
-
-    async def _abort(self) -> None:
-        self._buffer.clear()
-        await _in_thread(self._discard)
-
-    async def _release(self) -> None:
-        self._buffer.clear()
-        await _in_thread(_close_quietly, self._file)
-
-
-class LocalStorage(Storage):
-    """Objects as files under ``root``; writes go through a temp file renamed on commit."""
-
-    backend = "local"
-
-    def __init__(self, root: Path | str) -> None:
-        self.root = Path(root).absolute()
-
-    def _path(self, key: str) -> Path:
-        return self.root.joinpath(*validate_key(key).split("/"))
-
-    def _temp_path(self, key: str, token: str) -> Path:
-        final = self._path(key)
-        return final.with_name(f".{final.name}.{token}.part")
-
-    def _check_state(self, state: dict[str, Any]) -> dict[str, Any]:
-        return _check_state(state, self.backend)
-
-    async def startup(self) -> None:
-        await _in_thread(lambda: self.root.mkdir(parents=True, exist_ok=True))
-
-    def _probe(self) -> None:
-        if not self.root.is_dir():
-            raise StorageError(f"storage directory {self.root} does not exist")
-        probe = self.root / f".ping.{_new_token()}"
-        try:
-            probe.write_bytes(b"ok")
-        finally:
-            probe.unlink(missing_ok=True)
-
-    async def ping(self) -> None:
-        await _in_thread(self._probe)
-
-    async def close(self) -> None:
-        return None
-
-    def _create_temp(self, key: str, token: str) -> BinaryIO:
-        temp = self._temp_path(key, token)
-        temp.parent.mkdir(parents=True, exist_ok=True)
-        file = temp.open("xb")
-        _lock_for_writing(file, key)
-        return file
-
-    async def _open(self, key: str, *, resumable: bool) -> _LocalWriter:
-        validate_key(key)
-        token = _new_token()
-        file = await _in_thread(self._create_temp, key, token)
-        state = {"backend": self.backend, "version": STATE_VERSION, "token": token, "size": 0}
-        return _LocalWriter(self, key, state, file, directory_synced=False, resumable=resumable)
-
-    async def open_writer(self, key: str) -> ObjectWriter:
-        return await self._open(key, resumable=False)
-
-    async def open_resumable(self, key: str) -> ResumableWriter:
-        return await self._open(key, resumable=True)
-
-    def _reopen(self, key: str, state: dict[str, Any]) -> BinaryIO:
-        temp = self._temp_path(key, state["token"])
-        try:
-            file = temp.open("r+b")
-        except FileNotFoundError:
-            if state["size"]:
-                raise
-            return self._create_temp(key, state["token"])  # never flushed: nothing to lose
-        _lock_for_writing(file, key)
-        try:
-            actual = os.fstat(file.fileno()).st_size
-            if actual < state["size"]:
-                raise StorageError(
-                    f"upload data for {key} lost: {actual} of {state['size']} bytes on disk"
-                )
-            if actual > state["size"]:
-                file.truncate(state["size"])
-                os.fsync(file.fileno())
-            file.seek(state["size"])
-        except BaseException:
-            file.close()
-            raise
-        return file
-
-    async def resume_writer(self, key: str, state: dict[str, Any]) -> ResumableWriter:
-        validate_key(key)
-        state = _copy_state(self._check_state(state))
-        file = await _in_thread(self._reopen, key, state)
-        return _LocalWriter(self, key, state, file, directory_synced=True, resumable=True)
-
-    async def _read_pending(
-        self, key: str, state: dict[str, Any], chunk_size: int
-    ) -> AsyncIterator[bytes]:
-        temp = self._temp_path(key, state["token"])
-        async for chunk in self._read_file(temp, 0, state["size"] - 1, chunk_size, exact=True):
-            yield chunk
-
-    async def abort_state(self, key: str, state: dict[str, Any]) -> None:
-        validate_key(key)
-        state = self._check_state(state)
-        await _in_thread(self._temp_path(key, state["token"]).unlink, True)
-
-    async def size(self, key: str) -> int | None:
-        return await _in_thread(_file_size, self._path(key))
-
-    async def _read_file(
-        self, path: Path, start: int, end: int | None, chunk_size: int, *, exact: bool = False
-    ) -> AsyncIterator[bytes]:
-        file = await _in_thread(_open_for_read, path)
-        try:
-            offset = start
-            while end is None or offset <= end:
-                length = chunk_size if end is None else min(chunk_size, end + 1 - offset)
-                chunk = await _in_thread(_read_at, file, offset, length)
-                if not chunk:
-                    break
-                offset += len(chunk)
-                yield chunk
-            if exact and end is not None and offset <= end:
-                raise StorageError(f"upload data in {path.name} is shorter than recorded")
-        finally:
-            _close_quietly(file)
-
-    async def _open_range(
-        self, key: str, start: int, end: int | None, chunk_size: int
-    ) -> AsyncIterator[bytes]:
-        async for chunk in self._read_file(self._path(key), start, end, chunk_size):
-            yield chunk
-
-    async def delete(self, key: str) -> None:
-        await _in_thread(self._path(key).unlink, True)
-
-    @staticmethod
-    def _remove_tree(path: Path) -> None:
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-            shutil.rmtree(path)
-
-    async def delete_prefix(self, prefix: str) -> None:
-        validate_prefix(prefix)
-        await _in_thread(self._remove_tree, self._path(prefix[:-1]))
-
-    async def presign_get(
-        self, key: str, *, filename: str, expires: int | None = None
-    ) -> str | None:
-        validate_key(key)
-        return None
-
-    def local_path(self, key: str) -> Path | None:
-        return self._path(key)
-
-
 def _secret(value: Any) -> str | None:
     return None if value is None else str(value.get_secret_value())
 
@@ -712,7 +402,7 @@ def build_storage(
     """
     if settings.storage_backend == "s3":
         # Imported here: the S3 client stack costs ~20 MB per process that never uses it.
-        from src.storage_s3 import S3Storage
+        from src.storage.s3 import S3Storage
 
         return S3Storage(
             bucket=settings.s3_bucket,
@@ -726,3 +416,8 @@ def build_storage(
             create_bucket=not settings.is_production,
         )
     return LocalStorage(settings.data_dir / "objects")
+
+
+# Last: local.py builds on the classes above; imported here so `from src.storage import
+# LocalStorage` works and build_storage can return it.
+from src.storage.local import LocalStorage  # noqa: E402

@@ -1,7 +1,23 @@
-"""The S3-compatible backend of src/storage.py (AWS S3, MinIO, Ceph) through aiobotocore.
+"""The S3-compatible backend of src/storage (AWS S3, MinIO, Ceph) through aiobotocore.
 
-Kept apart so processes on local storage never import the S3 client stack; the design is
-described in src/storage.py's docstring.
+Imported only when configured, so processes on local storage never load the S3 client stack.
+
+S3 backend: a plain writer is
+a multipart upload holding at most one part in memory
+(a single ``PutObject`` when the object fits in one part). Multipart parts cannot be read back
+before the upload completes, so a resumable writer stages its bytes as ordinary, readable objects
+under ``<dir>/.<name>.<token>.upload/``: each full part as ``part-NNNNNN``, and the incomplete tail
+of the current part, at each ``flush``, as one more ``tail-NNNNNN-MMMMMM`` object holding the bytes
+added since the previous flush (so a flush uploads only new bytes). ``commit`` assembles the final
+object server-side with UploadPartCopy from the staged parts plus the tail from memory, then
+deletes the staging objects. Part sizes start at ``part_size`` (default 8 MiB, at least 5 MiB) and
+double every 1000 parts, so objects up to several TiB fit in the 10,000-part limit. Staging names
+start with a dot, which no key may, and live beside the key, so ``delete_prefix`` of a study also
+removes its unfinished uploads. S3 has no lock like the local backend's: a writer that stalls past
+its tus lease and wakes up could still overwrite a staged object of the writer that took over.
+Full parts cover fixed offsets and a client sends the same bytes for the same offsets, so that
+rewrites identical bytes; tails are read back at resume with their recorded lengths, so a tail cut
+elsewhere is refused (StorageError) rather than used.
 """
 
 from __future__ import annotations
