@@ -5,21 +5,24 @@ from the settings. SQLite gets batch mode so ALTERs become table rebuilds.
 """
 
 import asyncio
+import runpy
 from functools import partial
 from logging.config import fileConfig
+from pathlib import Path
 
 from alembic import context
 from sqlalchemy.engine import Connection, make_url
 
 from src.config import Settings
 from src.database import create_engine, include_in_schema_comparison, is_sqlite
-from src.models import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-target_metadata = Base.metadata
+# models.py beside this file imports every module's models onto Base (this directory is not a
+# package, so by path).
+target_metadata = runpy.run_path(str(Path(__file__).with_name("models.py")))["Base"].metadata
 
 
 def _database_url() -> str:

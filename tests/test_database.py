@@ -3,6 +3,7 @@ one of them downgrades."""
 
 from __future__ import annotations
 
+import runpy
 from functools import partial
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from src.database import create_engine, include_in_schema_comparison, upgrade_database
-from src.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
+# Every model on Base, as Alembic sees them (alembic/ is not a package: loaded by path).
+Base = runpy.run_path(str(ROOT / "alembic" / "models.py"))["Base"]
 
 
 def alembic_config(url: str) -> Config:

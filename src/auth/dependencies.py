@@ -1,30 +1,91 @@
-"""Dependencies of the auth routes: the rate-limit attempts of a login or registration, writes
-kept outside the request's transaction, the presented refresh token, the OAuth2 form, and the user
-addressed by an admin route. The caller dependencies (CurrentUser, role guards) are shared, in
-src/dependencies.py."""
+"""Auth's dependencies: the caller (``CurrentUser``, ``OptionalUser``) and the role guards, used
+by every module; and those of the auth routes: the rate-limit attempts of a login or registration,
+writes kept outside the request's transaction, the presented refresh token, the OAuth2 form, and
+the user addressed by an admin route."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Body, Cookie, Depends, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import ValidationError
 
 from src.auth import service as auth_service
-from src.auth.constants import REFRESH_COOKIE_NAME, REFRESH_TOKEN_MAX_LENGTH
+from src.auth.constants import REFRESH_COOKIE_NAME, REFRESH_TOKEN_MAX_LENGTH, TOKEN_URL
 from src.auth.deferred import Deferred
-from src.auth.exceptions import InvalidRefreshTokenError, UserNotFoundError
-from src.auth.models import User
+from src.auth.exceptions import (
+    ForbiddenError,
+    InvalidRefreshTokenError,
+    InvalidTokenError,
+    UserNotFoundError,
+)
+from src.auth.jwt import decode_access_token
+from src.auth.models import User, UserRole
 from src.auth.ratelimit import Attempts, attempts
 from src.auth.schemas import LoginIn, RefreshIn
 from src.auth.state import AuthState, auth_state
 from src.dependencies import SessionDep
+from src.logging import user_id_var
 
 AuthStateDep = Annotated[AuthState, Depends(auth_state)]
+
+
+# The Authorize button of /docs posts the OAuth2 password form here. auto_error is off so a missing
+# token gets the one error envelope (401 INVALID_TOKEN) rather than FastAPI's own.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+
+
+async def optional_user(
+    request: Request,
+    session: SessionDep,
+    auth: AuthStateDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> User | None:
+    """The caller, or None without an Authorization header; any bad token is 401 INVALID_TOKEN.
+
+    The user is loaded on every request, so deactivating or deleting an account (or changing its
+    role) takes effect at once, whatever tokens it holds."""
+    if "authorization" not in request.headers:
+        return None
+    if not token:
+        raise InvalidTokenError()
+    user_id = decode_access_token(token, secret=auth.secret, config=auth.config)
+    user = await auth_service.get(session, user_id=user_id)
+    if user is None or not user.is_active:
+        raise InvalidTokenError("The account of this token no longer exists or is deactivated.")
+    user_id_var.set(str(user.id))
+    return user
+
+
+async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
+    """The authenticated caller; 401 INVALID_TOKEN (with WWW-Authenticate: Bearer) otherwise."""
+    if user is None:
+        raise InvalidTokenError("Not authenticated.")
+    return user
+
+
+OptionalUser = Annotated[User | None, Depends(optional_user)]
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require_role(*roles: UserRole) -> Callable[[User], Awaitable[User]]:
+    """A dependency admitting only callers with one of ``roles``; others get 403 FORBIDDEN."""
+    allowed = frozenset(roles)
+
+    async def has_role(user: CurrentUser) -> User:
+        if user.role not in allowed:
+            raise ForbiddenError()
+        return user
+
+    return has_role
+
+
+ReviewerUser = Annotated[User, Depends(require_role(UserRole.REVIEWER, UserRole.ADMIN))]
+AdminUser = Annotated[User, Depends(require_role(UserRole.ADMIN))]
 
 
 async def deferred_writes(request: Request) -> AsyncIterator[Deferred]:

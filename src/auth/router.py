@@ -8,7 +8,9 @@ from fastapi import APIRouter, Query, Response, status
 
 from src.auth import service as auth_service
 from src.auth.dependencies import (
+    AdminUser,
     AuthStateDep,
+    CurrentUser,
     DeferredDep,
     LoginAttempts,
     LoginForm,
@@ -29,7 +31,7 @@ from src.auth.schemas import (
     UserRead,
 )
 from src.auth.utils import clear_refresh_cookie, set_refresh_cookie
-from src.dependencies import AdminUser, CurrentUser, PageDep, SessionDep
+from src.dependencies import PageDep, SessionDep
 from src.exceptions import ErrorOut, Responses
 from src.schemas import Paginated
 

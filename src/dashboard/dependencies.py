@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
+from src.auth.dependencies import CurrentUser
 from src.auth.models import UserRole
 from src.dashboard.constants import DashboardScope, Interval
 from src.dashboard.exceptions import DashboardForbiddenError
 from src.dashboard.service import Viewer
 from src.dashboard.utils import PeriodWindow, resolve_window
 from src.database import today
-from src.dependencies import CurrentUser
 
 STAFF = frozenset({UserRole.REVIEWER, UserRole.ADMIN})
 

@@ -12,7 +12,8 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from starlette.requests import ClientDisconnect
 
-from src.dependencies import CurrentUser, OptionalUser, SessionDep
+from src.auth.dependencies import CurrentUser, OptionalUser
+from src.dependencies import SessionDep, StorageDep
 from src.sampleFileUpload import service
 from src.sampleFileUpload.config import FilesConfig
 from src.sampleFileUpload.exceptions import FileNotFoundInStudyError, IncompleteBodyError
@@ -20,7 +21,7 @@ from src.sampleFileUpload.fastq_workers import FastqWorkers
 from src.sampleFileUpload.uploads import Receiver
 from src.study import visibility
 from src.study.constants import AccessRole, FileStatus, StudyStatus
-from src.study.dependencies import EditableSample, EditableStudy, StorageDep
+from src.study.dependencies import EditableSample, EditableStudy
 from src.study.exceptions import ForbiddenError, StudyLockedError, StudyNotFoundError
 from src.study.models import SampleFile
 from src.study.visibility import StudyView

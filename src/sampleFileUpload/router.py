@@ -13,7 +13,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
-from src.dependencies import CurrentUser, SessionDep
+from src.auth.dependencies import CurrentUser
+from src.dependencies import SessionDep, StorageDep
 from src.exceptions import Responses, error_responses
 from src.sampleFileUpload import downloads, service, uploads
 from src.sampleFileUpload.dependencies import (
@@ -27,7 +28,7 @@ from src.sampleFileUpload.sheet_router import sheet_router
 from src.sampleFileUpload.tus import tus_router
 from src.sampleFileUpload.utils import multipart_body
 from src.study.constants import AccessRole
-from src.study.dependencies import SampleDep, StorageDep, StudyDep
+from src.study.dependencies import SampleDep, StudyDep
 from src.study.models import SampleFile
 from src.study.schemas import FileRead
 

@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
-from src.dependencies import CurrentUser, SessionDep
+from src.auth.dependencies import CurrentUser
+from src.dependencies import SessionDep, StorageDep
 from src.exceptions import ErrorOut, error_responses
 from src.sampleFileUpload import sheet_import
 from src.sampleFileUpload.config import SheetConfig
@@ -27,7 +28,7 @@ from src.sampleFileUpload.sheets import MEDIA_TYPES
 from src.sampleFileUpload.utils import multipart_body
 from src.storage import content_disposition
 from src.study.checklist import checklist_fields
-from src.study.dependencies import EditableStudy, StorageDep, StudyDep
+from src.study.dependencies import EditableStudy, StudyDep
 
 sheet_router = APIRouter(tags=["sample-sheets"])
 

@@ -47,9 +47,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from src.auth.dependencies import CurrentUser
 from src.auth.models import User
 from src.database import after_commit, run_after_commit, utcnow
-from src.dependencies import CurrentUser, SessionDep
+from src.dependencies import SessionDep, StorageDep
 from src.exceptions import AppError, ErrorCode, error_response, error_responses
 from src.sampleFileUpload import service
 from src.sampleFileUpload.config import FilesConfig
@@ -83,7 +84,6 @@ from src.storage import ResumableWriter, Storage, WriterBusyError
 from src.study import service as study_service
 from src.study import visibility
 from src.study.constants import StudyStatus
-from src.study.dependencies import StorageDep
 from src.study.exceptions import ForbiddenError, SampleNotFoundError, StudyLockedError
 from src.study.models import Upload
 

@@ -11,8 +11,8 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from src.dependencies import CurrentUser, OptionalUser, SessionDep
-from src.storage import Storage
+from src.auth.dependencies import CurrentUser, OptionalUser
+from src.dependencies import SessionDep
 from src.study import service, visibility
 from src.study.config import StudyConfig
 from src.study.constants import AccessRole, StudyStatus
@@ -43,13 +43,7 @@ def get_study_config(request: Request) -> StudyConfig:
     return config
 
 
-def get_storage(request: Request) -> Storage:
-    storage: Storage = request.app.state.storage
-    return storage
-
-
 StudyConfigDep = Annotated[StudyConfig, Depends(get_study_config)]
-StorageDep = Annotated[Storage, Depends(get_storage)]
 
 
 async def visible_study(study: StudyRef, user: OptionalUser, session: SessionDep) -> StudyView:

@@ -11,7 +11,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from src.dependencies import CurrentUser, OptionalUser, PageDep, SessionDep
+from src.auth.dependencies import CurrentUser, OptionalUser
+from src.dependencies import PageDep, SessionDep, StorageDep
 from src.exceptions import ErrorOut, Responses
 from src.schemas import Paginated
 from src.study import readiness, service, visibility
@@ -23,7 +24,6 @@ from src.study.dependencies import (
     OwnedStudy,
     ReviewableStudy,
     SampleDep,
-    StorageDep,
     StudyConfigDep,
     StudyDep,
     StudyToDelete,

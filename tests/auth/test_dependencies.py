@@ -7,8 +7,8 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from src.auth.dependencies import AdminUser, CurrentUser, OptionalUser, ReviewerUser
 from src.config import Settings
-from src.dependencies import AdminUser, CurrentUser, OptionalUser, ReviewerUser
 from tests.auth.helpers import assert_error
 from tests.factories import auth_headers, create_user
 
