@@ -27,7 +27,7 @@ from src.auth.state import start_auth
 from src.config import Settings
 from src.dashboard.router import router as dashboard_router
 from src.database import create_engine, create_sessionmaker
-from src.exceptions import ErrorCode, ErrorOut, error_response, install_error_handlers
+from src.exceptions import ErrorOut, KernelErrorCode, error_response, install_error_handlers
 from src.logging import configure_logging
 from src.middleware import RequestContextMiddleware
 from src.sampleFileUpload.config import FilesConfig, SheetConfig
@@ -121,7 +121,7 @@ async def readyz(request: Request) -> JSONResponse:
     if failing:
         return error_response(
             503,
-            ErrorCode.SERVICE_UNAVAILABLE,
+            KernelErrorCode.SERVICE_UNAVAILABLE,
             f"Not ready: {', '.join(failing)} unavailable.",
             errors=[{"component": name, "status": checks[name]} for name in failing],
         )

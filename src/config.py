@@ -105,8 +105,3 @@ class Settings(BaseSettings):
         path.write_text(generated)
         path.chmod(0o600)
         return generated
-
-
-def get_settings() -> Settings:
-    """Read the settings from the environment; called by the entry point, never at import."""
-    return Settings()

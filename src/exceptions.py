@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from src.logging import request_id_var
 
 
-class ErrorCode(StrEnum):
+class KernelErrorCode(StrEnum):
     """Codes of the kernel; each domain adds its own in its constants.py."""
 
     NOT_FOUND = "NOT_FOUND"
@@ -94,12 +94,12 @@ def error_response(
 
 def _http_code(status_code: int) -> str:
     if status_code == 404:
-        return ErrorCode.NOT_FOUND
+        return KernelErrorCode.NOT_FOUND
     if status_code == 405:
-        return ErrorCode.METHOD_NOT_ALLOWED
+        return KernelErrorCode.METHOD_NOT_ALLOWED
     if status_code == 413:
-        return ErrorCode.PAYLOAD_TOO_LARGE
-    return ErrorCode.HTTP_ERROR
+        return KernelErrorCode.PAYLOAD_TOO_LARGE
+    return KernelErrorCode.HTTP_ERROR
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -139,7 +139,7 @@ async def _validation_error_handler(request: Request, exc: Exception) -> JSONRes
     assert isinstance(exc, RequestValidationError)
     return error_response(
         422,
-        ErrorCode.VALIDATION_ERROR,
+        KernelErrorCode.VALIDATION_ERROR,
         "The request is malformed; see errors.",
         errors=_validation_errors(exc),
     )

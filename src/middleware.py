@@ -14,7 +14,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from src.exceptions import ErrorCode, error_response
+from src.exceptions import KernelErrorCode, error_response
 from src.logging import request_id_var, user_id_var
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class RequestContextMiddleware:
             )
             if status_code_sent:
                 raise
-            response = error_response(500, ErrorCode.INTERNAL_ERROR, "Internal server error.")
+            response = error_response(500, KernelErrorCode.INTERNAL_ERROR, "Internal server error.")
             await response(scope, receive, send_with_id)
         finally:
             duration_ms = round((time.perf_counter() - started) * 1000, 2)

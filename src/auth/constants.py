@@ -8,7 +8,6 @@ ROUTER_PREFIX = "/auth"
 TOKEN_URL = f"{API_PREFIX}{ROUTER_PREFIX}/token"
 REFRESH_COOKIE_PATH = f"{API_PREFIX}{ROUTER_PREFIX}"
 REFRESH_COOKIE_NAME = "refresh_token"
-TOKEN_TYPE = "bearer"  # noqa: S105
 WWW_AUTHENTICATE = {"WWW-Authenticate": "Bearer"}
 
 PASSWORD_MIN_LENGTH = 8
@@ -20,7 +19,7 @@ REFRESH_TOKEN_BYTES = 32
 REFRESH_TOKEN_MAX_LENGTH = 256
 
 
-class ErrorCode(StrEnum):
+class AuthErrorCode(StrEnum):
     """Codes of the auth module's refusals."""
 
     EMAIL_TAKEN = "EMAIL_TAKEN"

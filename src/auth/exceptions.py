@@ -4,31 +4,31 @@ from __future__ import annotations
 
 import math
 
-from src.auth.constants import WWW_AUTHENTICATE, ErrorCode
+from src.auth.constants import WWW_AUTHENTICATE, AuthErrorCode
 from src.exceptions import AppError
 
 
 class EmailTakenError(AppError):
     status_code = 409
-    code = ErrorCode.EMAIL_TAKEN
+    code = AuthErrorCode.EMAIL_TAKEN
     message = "An account with this email already exists."
 
 
 class InvalidCredentialsError(AppError):
     status_code = 401
-    code = ErrorCode.INVALID_CREDENTIALS
+    code = AuthErrorCode.INVALID_CREDENTIALS
     message = "Incorrect email or password."
 
 
 class UserInactiveError(AppError):
     status_code = 403
-    code = ErrorCode.USER_INACTIVE
+    code = AuthErrorCode.USER_INACTIVE
     message = "This account is deactivated."
 
 
 class TooManyAttemptsError(AppError):
     status_code = 429
-    code = ErrorCode.TOO_MANY_ATTEMPTS
+    code = AuthErrorCode.TOO_MANY_ATTEMPTS
     message = "Too many attempts; try again later."
 
     def __init__(self, *, retry_after: float) -> None:
@@ -44,7 +44,7 @@ class InvalidTokenError(AppError):
     """A missing, malformed, forged or expired access token, or one whose user is gone."""
 
     status_code = 401
-    code = ErrorCode.INVALID_TOKEN
+    code = AuthErrorCode.INVALID_TOKEN
     message = "The access token is missing, invalid or expired."
 
     def __init__(self, detail: str | None = None) -> None:
@@ -53,41 +53,41 @@ class InvalidTokenError(AppError):
 
 class InvalidRefreshTokenError(AppError):
     status_code = 401
-    code = ErrorCode.INVALID_REFRESH_TOKEN
+    code = AuthErrorCode.INVALID_REFRESH_TOKEN
     message = "The refresh token is missing, invalid, expired or revoked."
 
 
 class RefreshTokenReusedError(AppError):
     status_code = 401
-    code = ErrorCode.REFRESH_TOKEN_REUSED
+    code = AuthErrorCode.REFRESH_TOKEN_REUSED
     message = "This refresh token was already used; the session has been revoked."
 
 
 class ForbiddenError(AppError):
     status_code = 403
-    code = ErrorCode.FORBIDDEN
+    code = AuthErrorCode.FORBIDDEN
     message = "Your role does not allow this."
 
 
 class UserNotFoundError(AppError):
     status_code = 404
-    code = ErrorCode.USER_NOT_FOUND
+    code = AuthErrorCode.USER_NOT_FOUND
     message = "No such user."
 
 
 class WeakPasswordError(AppError):
     status_code = 422
-    code = ErrorCode.WEAK_PASSWORD
+    code = AuthErrorCode.WEAK_PASSWORD
     message = "The password must not be the account's email."
 
 
 class WrongPasswordError(AppError):
     status_code = 400
-    code = ErrorCode.WRONG_PASSWORD
+    code = AuthErrorCode.WRONG_PASSWORD
     message = "The current password is incorrect."
 
 
 class OwnAccountError(AppError):
     status_code = 409
-    code = ErrorCode.OWN_ACCOUNT
+    code = AuthErrorCode.OWN_ACCOUNT
     message = "Admins cannot remove their own admin role or deactivate themselves."

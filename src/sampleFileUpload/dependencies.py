@@ -21,7 +21,7 @@ from src.sampleFileUpload.fastq_workers import FastqWorkers
 from src.sampleFileUpload.uploads import Receiver
 from src.study import visibility
 from src.study.constants import AccessRole, FileStatus, StudyStatus
-from src.study.dependencies import EditableSample, EditableStudy
+from src.study.dependencies import DraftForEditor, EditableSample
 from src.study.exceptions import ForbiddenError, StudyLockedError, StudyNotFoundError
 from src.study.models import SampleFile
 from src.study.visibility import StudyView
@@ -44,7 +44,7 @@ FastqWorkersDep = Annotated[FastqWorkers, Depends(get_fastq_workers)]
 
 
 def get_receiver(
-    view: EditableStudy,
+    view: DraftForEditor,
     sample: EditableSample,
     user: CurrentUser,
     session: SessionDep,

@@ -28,7 +28,7 @@ from src.sampleFileUpload.sheets import MEDIA_TYPES
 from src.sampleFileUpload.utils import multipart_body
 from src.storage import content_disposition
 from src.study.checklist import checklist_fields
-from src.study.dependencies import EditableStudy, StudyDep
+from src.study.dependencies import DraftForEditor, StudyDep
 
 sheet_router = APIRouter(tags=["sample-sheets"])
 
@@ -142,7 +142,7 @@ async def sheet_checklist() -> list[dict[str, Any]]:
     },
 )
 async def import_sheet(
-    view: EditableStudy,
+    view: DraftForEditor,
     user: CurrentUser,
     session: SessionDep,
     storage: StorageDep,

@@ -51,7 +51,7 @@ from src.auth.dependencies import CurrentUser
 from src.auth.models import User
 from src.database import after_commit, run_after_commit, utcnow
 from src.dependencies import SessionDep, StorageDep
-from src.exceptions import AppError, ErrorCode, error_response, error_responses
+from src.exceptions import AppError, KernelErrorCode, error_response, error_responses
 from src.sampleFileUpload import service
 from src.sampleFileUpload.config import FilesConfig
 from src.sampleFileUpload.dependencies import FilesConfigDep
@@ -121,7 +121,7 @@ class TusRoute(APIRoute):
             except RequestValidationError as exc:
                 response = error_response(
                     400,
-                    ErrorCode.VALIDATION_ERROR,
+                    KernelErrorCode.VALIDATION_ERROR,
                     "The tus request is malformed; see errors.",
                     errors=[
                         {"loc": [str(p) for p in e.get("loc", ())], "message": str(e.get("msg"))}

@@ -377,8 +377,9 @@ def _check_text(text: str, limit: int = MAX_TEXT_LENGTH) -> None:
         )
 
 
-def _today() -> date:
-    # A day of slack: a user east of UTC may already be on tomorrow's date.
+def _tomorrow_utc() -> date:
+    """The latest date a sample may carry: tomorrow in UTC, a day of slack because a user east
+    of UTC may already be on tomorrow's date."""
     return datetime.now(UTC).date() + timedelta(days=1)
 
 
@@ -458,7 +459,7 @@ def normalise_field(
     if spec.type == FieldType.INTEGER:
         return _parse_positive_integer(value, text), None
     if spec.type == FieldType.DATE:
-        return _parse_date(text, today or _today()), None
+        return _parse_date(text, today or _tomorrow_utc()), None
     if spec.type == FieldType.VOCABULARY:
         canonical = _SEX_ALIASES.get(" ".join(text.casefold().replace("_", " ").split()))
         if canonical is None and "-" in text:
@@ -536,7 +537,7 @@ def check_resolved(
     check = SampleCheck()
     values: dict[str, Any] = dict.fromkeys(FIELD_NAMES)
     seen: dict[str, str] = {}
-    when = today or _today()
+    when = today or _tomorrow_utc()
     for name, key, value in cells:
         if name is None or name == EXPLICIT_ATTRIBUTE:
             _add_attribute(check, key, value, report_unknown and name is None)

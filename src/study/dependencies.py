@@ -76,16 +76,16 @@ StudyDep = Annotated[StudyView, Depends(visible_study)]
 # Members of the study, reviewers and admins: the study's working views (readiness, events).
 TeamStudy = Annotated[StudyView, Depends(_requiring(MEMBERS | STAFF))]
 # Owner or editor: may change it, while it is a draft.
-EditableStudy = Annotated[StudyView, Depends(_requiring(EDITORS, draft_only=True))]
+DraftForEditor = Annotated[StudyView, Depends(_requiring(EDITORS, draft_only=True))]
 # Owner or editor, any state (submit checks the state itself).
-EditorStudy = Annotated[StudyView, Depends(_requiring(EDITORS))]
+StudyForEditor = Annotated[StudyView, Depends(_requiring(EDITORS))]
 OwnedStudy = Annotated[StudyView, Depends(_requiring(frozenset({AccessRole.OWNER})))]
 ReviewableStudy = Annotated[StudyView, Depends(_requiring(STAFF))]
-# Owner (draft) or admin (not published): checked in delete_study_guard.
-DeletableStudy = Annotated[StudyView, Depends(_requiring(EDITORS | STAFF))]
+# Owner (draft) or admin (not published): checked in deletable_study.
+StudyForEditorOrStaff = Annotated[StudyView, Depends(_requiring(EDITORS | STAFF))]
 
 
-async def deletable_study(view: DeletableStudy) -> StudyView:
+async def deletable_study(view: StudyForEditorOrStaff) -> StudyView:
     if view.my_role == AccessRole.OWNER:
         if view.study.status != StudyStatus.DRAFT:
             raise StudyLockedError("Only a draft can be deleted by its owner.")
@@ -104,7 +104,7 @@ async def visible_sample(sample_id: str, view: StudyDep, session: SessionDep) ->
     return sample
 
 
-async def editable_sample(sample_id: str, view: EditableStudy, session: SessionDep) -> Sample:
+async def editable_sample(sample_id: str, view: DraftForEditor, session: SessionDep) -> Sample:
     sample = await service.get_sample(session, study=view.study, sample_id=sample_id)
     if sample is None:
         raise SampleNotFoundError

@@ -18,14 +18,14 @@ from src.schemas import Paginated
 from src.study import readiness, service, visibility
 from src.study.constants import StudyStatus
 from src.study.dependencies import (
+    DraftForEditor,
     EditableSample,
-    EditableStudy,
-    EditorStudy,
     OwnedStudy,
     ReviewableStudy,
     SampleDep,
     StudyConfigDep,
     StudyDep,
+    StudyForEditor,
     StudyToDelete,
     TeamStudy,
 )
@@ -133,7 +133,7 @@ async def get_study(view: StudyDep, response: Response) -> StudyView:
 )
 async def update_study(
     data: StudyUpdate,
-    view: EditableStudy,
+    view: DraftForEditor,
     user: CurrentUser,
     session: SessionDep,
     response: Response,
@@ -162,7 +162,7 @@ async def study_readiness(view: TeamStudy, session: SessionDep) -> Readiness:
 
 @router.post("/{study}/submit", response_model=StudyRead, responses={**GUARDED, **CONFLICT})
 async def submit_study(
-    view: EditorStudy, user: CurrentUser, session: SessionDep, config: StudyConfigDep
+    view: StudyForEditor, user: CurrentUser, session: SessionDep, config: StudyConfigDep
 ) -> StudyView:
     """Submit a complete draft for review (or publish it when review is not required)."""
     await service.submit(
@@ -264,7 +264,7 @@ async def list_samples(
     responses={**GUARDED, **CONFLICT, 422: {"model": ErrorOut}},
 )
 async def create_sample(
-    data: SampleCreate, view: EditableStudy, user: CurrentUser, session: SessionDep
+    data: SampleCreate, view: DraftForEditor, user: CurrentUser, session: SessionDep
 ) -> Sample:
     """Add a sample to a draft, checked against the checklist."""
     return await service.create_sample(session, study=view.study, data=data, actor=user)
@@ -284,7 +284,7 @@ async def get_sample(sample: SampleDep) -> Sample:
 async def update_sample(
     data: SampleUpdate,
     sample: EditableSample,
-    view: EditableStudy,
+    view: DraftForEditor,
     user: CurrentUser,
     session: SessionDep,
 ) -> Sample:
@@ -301,7 +301,7 @@ async def update_sample(
 )
 async def delete_sample(
     sample: EditableSample,
-    view: EditableStudy,
+    view: DraftForEditor,
     user: CurrentUser,
     session: SessionDep,
     storage: StorageDep,
