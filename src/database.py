@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from fastapi import Request
-from sqlalchemy import DateTime, Dialect, MetaData, TypeDecorator, event
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Dialect,
+    MetaData,
+    SQLColumnExpression,
+    TypeDecorator,
+    event,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -44,6 +52,13 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def contains(expression: SQLColumnExpression[str], text: str) -> ColumnElement[bool]:
+    """``expression LIKE '%text%'`` with ``text``'s own ``%``, ``_`` and ``\\`` taken literally
+    (casing is the caller's: compare lower-cased text with a lower-cased column)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return expression.like(f"%{escaped}%", escape="\\")
 
 
 def today() -> date:

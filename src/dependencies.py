@@ -7,31 +7,19 @@ domain's dependencies.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.database import get_session
+from src.schemas import Page
 from src.storage import Storage
 
 MAX_PAGE_SIZE = 100
 
 # scope="function": the transaction commits when the route returns, before the response is sent.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-
-
-@dataclass(frozen=True)
-class Page:
-    """Validated ``?page=&page_size=``, with the SQL offset it implies."""
-
-    page: int
-    page_size: int
-
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.page_size
 
 
 async def paging(

@@ -1,10 +1,16 @@
-"""Schemas shared by every module: the page envelope of list endpoints."""
+"""Schemas shared by every module, and the one paging path: ``Page`` (what a list was asked
+for), ``paginate`` (the count and the page's query, run the same way for every list) and
+``Paginated`` (the envelope a list endpoint answers with)."""
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypedDict, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Select, func
+from sqlalchemy.ext.asyncio import AsyncSession
 
 ItemT = TypeVar("ItemT")
 
@@ -18,3 +24,48 @@ class Paginated(BaseModel, Generic[ItemT]):
     total: int
     page: int
     page_size: int
+
+
+@dataclass(frozen=True)
+class Page:
+    """Validated ``?page=&page_size=``, with the SQL offset it implies."""
+
+    page: int
+    page_size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+class PageOf(TypedDict, Generic[ItemT]):
+    """One page of a list, as the service returns it: the route's ``Paginated[...]`` response
+    model serialises it (the items may be ORM objects or views)."""
+
+    items: list[ItemT]
+    total: int
+    page: int
+    page_size: int
+
+
+async def paginate(
+    session: AsyncSession,
+    statement: Select[Any],
+    *,
+    page: Page,
+    load: Callable[[Select[Any]], Awaitable[Sequence[ItemT]]] | None = None,
+) -> PageOf[ItemT]:
+    """The page of ``statement`` and the number of rows it matches.
+
+    ``statement`` is the list's filtered and ordered SELECT, without loader options: the total
+    counts rows of the same FROM and WHERE, the page is the statement with OFFSET and LIMIT.
+    ``load`` runs the page's statement (to add loader options, or to load the page's rows by
+    their ids); by default its scalars are the items."""
+    counting = statement.with_only_columns(func.count(), maintain_column_froms=True)
+    total = (await session.execute(counting.order_by(None))).scalar_one()
+    paged = statement.offset(page.offset).limit(page.page_size)
+    if load is None:
+        items: Sequence[ItemT] = (await session.scalars(paged)).all()
+    else:
+        items = await load(paged)
+    return {"items": list(items), "total": total, "page": page.page, "page_size": page.page_size}

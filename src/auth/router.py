@@ -33,7 +33,7 @@ from src.auth.schemas import (
 from src.auth.utils import clear_refresh_cookie, set_refresh_cookie
 from src.dependencies import PageDep, SessionDep
 from src.exceptions import ErrorOut, Responses
-from src.schemas import Paginated
+from src.schemas import PageOf, Paginated
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -188,11 +188,9 @@ async def change_password(
 )
 async def list_users(
     query: Annotated[UserQuery, Query()], page: PageDep, _: AdminUser, session: SessionDep
-) -> Paginated[UserRead]:
+) -> PageOf[User]:
     """Admin: a page of users, filtered by ``q`` (email or name) and ``role``."""
-    return await auth_service.list_users(
-        session, query=query, page=page.page, page_size=page.page_size
-    )
+    return await auth_service.list_users(session, query=query, page=page)
 
 
 @router.patch(

@@ -37,10 +37,9 @@ from src.auth.schemas import (
     TokenPair,
     UserAdminUpdate,
     UserQuery,
-    UserRead,
 )
-from src.database import utcnow
-from src.schemas import Paginated
+from src.database import contains, utcnow
+from src.schemas import Page, PageOf, paginate
 
 if TYPE_CHECKING:
     from src.auth.state import AuthState
@@ -262,38 +261,17 @@ async def change_password(
     await session.flush()
 
 
-async def list_users(
-    session: AsyncSession, *, query: UserQuery, page: int, page_size: int
-) -> Paginated[UserRead]:
+async def list_users(session: AsyncSession, *, query: UserQuery, page: Page) -> PageOf[User]:
     conditions = []
     if query.q:
-        pattern = (
-            "%"
-            + query.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            + "%"
-        )
+        text = query.q.lower()
         conditions.append(
-            or_(
-                User.email.like(pattern, escape="\\"),
-                func.lower(User.full_name).like(pattern, escape="\\"),
-            )
+            or_(contains(User.email, text), contains(func.lower(User.full_name), text))
         )
     if query.role is not None:
         conditions.append(User.role == query.role)
-    total = await session.scalar(select(func.count()).select_from(User).where(*conditions))
-    users = await session.scalars(
-        select(User)
-        .where(*conditions)
-        .order_by(User.created_at, User.id)
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-    )
-    return Paginated[UserRead](
-        items=[UserRead.model_validate(user) for user in users],
-        total=total or 0,
-        page=page,
-        page_size=page_size,
-    )
+    statement = select(User).where(*conditions).order_by(User.created_at, User.id)
+    return await paginate(session, statement, page=page)
 
 
 async def admin_update(

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from src.auth.dependencies import CurrentUser, OptionalUser
 from src.dependencies import PageDep, SessionDep, StorageDep
 from src.exceptions import ErrorOut, Responses
-from src.schemas import Paginated
+from src.schemas import PageOf, Paginated
 from src.study import readiness, service, visibility
 from src.study.constants import StudyStatus
 from src.study.dependencies import (
@@ -29,7 +29,7 @@ from src.study.dependencies import (
     StudyToDelete,
     TeamStudy,
 )
-from src.study.models import Sample, StudyMember
+from src.study.models import Sample, StudyEvent, StudyMember
 from src.study.schemas import (
     EventRead,
     MemberIn,
@@ -103,10 +103,10 @@ async def list_studies(
     ] = None,
     organism: Annotated[str | None, Query(max_length=200)] = None,
     sort: StudySort = StudySort.NEWEST,
-) -> dict[str, object]:
+) -> PageOf[StudyView]:
     """Search studies: yours, all of them (reviewers, admins) or the public ones."""
     effective = visibility.resolve_scope(user, scope)
-    views, total = await service.list_studies(
+    return await service.list_studies(
         session,
         user=user,
         scope=effective,
@@ -114,10 +114,8 @@ async def list_studies(
         q=q,
         organism=organism,
         sort=sort,
-        offset=page.offset,
-        limit=page.page_size,
+        page=page,
     )
-    return {"items": views, "total": total, "page": page.page, "page_size": page.page_size}
 
 
 @router.get("/{study}", response_model=StudyRead, responses=NOT_FOUND)
@@ -194,12 +192,9 @@ async def review_study(
 
 
 @router.get("/{study}/events", response_model=Paginated[EventRead], responses=GUARDED)
-async def study_events(view: TeamStudy, session: SessionDep, page: PageDep) -> dict[str, object]:
+async def study_events(view: TeamStudy, session: SessionDep, page: PageDep) -> PageOf[StudyEvent]:
     """The audit trail of a study, newest first."""
-    events, total = await service.list_events(
-        session, study=view.study, offset=page.offset, limit=page.page_size
-    )
-    return {"items": events, "total": total, "page": page.page, "page_size": page.page_size}
+    return await service.list_events(session, study=view.study, page=page)
 
 
 @router.get("/{study}/members", response_model=list[MemberRead], responses=GUARDED)
@@ -243,18 +238,11 @@ async def list_samples(
     q: Annotated[str | None, Query(max_length=200)] = None,
     organism: Annotated[str | None, Query(max_length=200)] = None,
     sex: Annotated[str | None, Query(max_length=64)] = None,
-) -> dict[str, object]:
+) -> PageOf[Sample]:
     """The samples of a study, with their files."""
-    samples, total = await service.list_samples(
-        session,
-        study=view.study,
-        q=q,
-        organism=organism,
-        sex=sex,
-        offset=page.offset,
-        limit=page.page_size,
+    return await service.list_samples(
+        session, study=view.study, q=q, organism=organism, sex=sex, page=page
     )
-    return {"items": samples, "total": total, "page": page.page, "page_size": page.page_size}
 
 
 @samples_router.post(

@@ -29,7 +29,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from src.auth import service as auth_service
 from src.auth.models import User
-from src.database import after_commit, utcnow
+from src.database import after_commit, contains, utcnow
+from src.schemas import Page, PageOf, paginate
 from src.storage import Storage
 from src.study import checklist, visibility
 from src.study.constants import (
@@ -111,25 +112,18 @@ def record_event(
     return event
 
 
-async def list_events(
-    session: AsyncSession, *, study: Study, offset: int, limit: int
-) -> tuple[list[StudyEvent], int]:
-    total = (
-        await session.execute(
-            select(func.count(StudyEvent.id)).where(StudyEvent.study_id == study.id)
-        )
-    ).scalar_one()
-    events = (
-        await session.scalars(
-            select(StudyEvent)
-            .where(StudyEvent.study_id == study.id)
-            .options(joinedload(StudyEvent.actor))
-            .order_by(StudyEvent.at.desc(), StudyEvent.id)
-            .offset(offset)
-            .limit(limit)
-        )
-    ).all()
-    return list(events), total
+async def list_events(session: AsyncSession, *, study: Study, page: Page) -> PageOf[StudyEvent]:
+    """The study's audit trail, newest first."""
+
+    async def with_actors(statement: Select[Any]) -> Sequence[StudyEvent]:
+        return (await session.scalars(statement.options(joinedload(StudyEvent.actor)))).all()
+
+    statement = (
+        select(StudyEvent)
+        .where(StudyEvent.study_id == study.id)
+        .order_by(StudyEvent.at.desc(), StudyEvent.id)
+    )
+    return await paginate(session, statement, page=page, load=with_actors)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,10 +133,6 @@ async def list_events(
 def _search_text(study: Study) -> str:
     parts = [study.accession, study.title, study.description, *study.authors]
     return " ".join(part for part in parts if part).casefold()
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def check_samples(samples: Sequence[SampleCreate]) -> list[checklist.SampleCheck]:
@@ -238,18 +228,15 @@ async def create(
     return study
 
 
-async def list_studies(
-    session: AsyncSession,
+def _study_conditions(
     *,
     user: User | None,
     scope: visibility.Scope,
     status: StudyStatus | None,
     q: str | None,
     organism: str | None,
-    sort: StudySort,
-    offset: int,
-    limit: int,
-) -> tuple[list[visibility.StudyView], int]:
+) -> list[ColumnElement[bool]]:
+    """The WHERE of a study list: the scope the caller may see, then the filters asked for."""
     conditions: list[ColumnElement[bool]] = []
     if scope == visibility.Scope.PUBLIC or user is None:
         conditions.append(Study.public_clause())
@@ -261,8 +248,7 @@ async def list_studies(
     if status is not None:
         conditions.append(Study.status == status)
     if q and q.strip():
-        pattern = f"%{_escape_like(q.strip().casefold())}%"
-        conditions.append(Study.search_text.like(pattern, escape="\\"))
+        conditions.append(contains(Study.search_text, q.strip().casefold()))
     if organism and organism.strip():
         conditions.append(
             exists().where(
@@ -270,24 +256,42 @@ async def list_studies(
                 func.lower(Sample.organism) == organism.strip().lower(),
             )
         )
-    where = and_(true(), *conditions)
-    total = (await session.execute(select(func.count(Study.id)).where(where))).scalar_one()
+    return conditions
+
+
+def _study_order(sort: StudySort) -> list[ColumnElement[Any]]:
     orders: dict[StudySort, list[ColumnElement[Any]]] = {
         StudySort.NEWEST: [Study.created_at.desc(), Study.id.desc()],
         StudySort.OLDEST: [Study.created_at.asc(), Study.id.asc()],
         StudySort.RECENTLY_UPDATED: [Study.updated_at.desc(), Study.id.desc()],
         StudySort.TITLE: [func.lower(Study.title).asc(), Study.id.asc()],
     }
-    order = orders[sort]
+    return orders[sort]
+
+
+async def list_studies(
+    session: AsyncSession,
+    *,
+    user: User | None,
+    scope: visibility.Scope,
+    status: StudyStatus | None,
+    q: str | None,
+    organism: str | None,
+    sort: StudySort,
+    page: Page,
+) -> PageOf[visibility.StudyView]:
+    conditions = _study_conditions(user=user, scope=scope, status=status, q=q, organism=organism)
+    order = _study_order(sort)
+
     # The page's ids first: the correlated counts and the owner join then run for the rows of
     # the page only, not for every row an OFFSET skips (page 400 of 10k: 1.2 s -> 14 ms).
-    page = select(Study.id).where(where).order_by(*order).offset(offset).limit(limit).subquery()
-    rows = (
-        await session.execute(
-            visibility.view_query(user).join(page, page.c.id == Study.id).order_by(*order)
-        )
-    ).all()
-    return visibility.views_from_rows(rows, user), total
+    async def views_of_page(page_ids: Select[Any]) -> list[visibility.StudyView]:
+        ids = page_ids.subquery()
+        statement = visibility.view_query(user).join(ids, ids.c.id == Study.id).order_by(*order)
+        return visibility.views_from_rows((await session.execute(statement)).all(), user)
+
+    statement = select(Study.id).where(and_(true(), *conditions)).order_by(*order)
+    return await paginate(session, statement, page=page, load=views_of_page)
 
 
 def check_if_match(study: Study, if_match: str | None) -> None:
@@ -491,40 +495,29 @@ async def list_samples(
     q: str | None,
     organism: str | None,
     sex: str | None,
-    offset: int,
-    limit: int,
-) -> tuple[list[Sample], int]:
+    page: Page,
+) -> PageOf[Sample]:
     conditions: list[ColumnElement[bool]] = [Sample.study_id == study.id]
     if q and q.strip():
-        pattern = f"%{_escape_like(q.strip().lower())}%"
-        conditions.append(
-            or_(
-                *(
-                    func.lower(column).like(pattern, escape="\\")
-                    for column in (
-                        Sample.sample_id,
-                        Sample.sample,
-                        Sample.description,
-                        Sample.tissue,
-                        Sample.sample_group,
-                    )
-                )
-            )
+        text = q.strip().lower()
+        searched = (
+            Sample.sample_id,
+            Sample.sample,
+            Sample.description,
+            Sample.tissue,
+            Sample.sample_group,
         )
+        conditions.append(or_(*(contains(func.lower(column), text) for column in searched)))
     if organism and organism.strip():
         conditions.append(func.lower(Sample.organism) == organism.strip().lower())
     if sex and sex.strip():
         conditions.append(func.lower(Sample.sex) == sex.strip().lower())
-    total = (await session.execute(select(func.count(Sample.id)).where(*conditions))).scalar_one()
-    samples = await session.scalars(
-        select(Sample)
-        .where(*conditions)
-        .options(selectinload(Sample.files))
-        .order_by(Sample.created_at, Sample.sample_key)
-        .offset(offset)
-        .limit(limit)
-    )
-    return list(samples.all()), total
+
+    async def with_files(statement: Select[Any]) -> Sequence[Sample]:
+        return (await session.scalars(statement.options(selectinload(Sample.files)))).all()
+
+    statement = select(Sample).where(*conditions).order_by(Sample.created_at, Sample.sample_key)
+    return await paginate(session, statement, page=page, load=with_files)
 
 
 async def get_sample(session: AsyncSession, *, study: Study, sample_id: str) -> Sample | None:
