@@ -14,7 +14,7 @@ from importlib.resources import files
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, FastAPI, Request, status
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -27,7 +27,12 @@ from src.auth.state import start_auth
 from src.config import Settings
 from src.dashboard.router import router as dashboard_router
 from src.database import create_engine, create_sessionmaker
-from src.exceptions import ErrorOut, KernelErrorCode, error_response, install_error_handlers
+from src.exceptions import (
+    MalformedRequestError,
+    ServiceUnavailableError,
+    error_responses,
+    install_error_handlers,
+)
 from src.logging import configure_logging
 from src.middleware import RequestContextMiddleware
 from src.sampleFileUpload.config import FilesConfig, SheetConfig
@@ -100,7 +105,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@service_router.get("/readyz", responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"model": ErrorOut}})
+@service_router.get("/readyz", responses=error_responses(ServiceUnavailableError))
 async def readyz(request: Request) -> JSONResponse:
     """Readiness: 200 when the database and the storage answer, else 503 naming what failed."""
     checks: dict[str, str] = {}
@@ -119,9 +124,7 @@ async def readyz(request: Request) -> JSONResponse:
         checks["storage"] = "unavailable"
     failing = [name for name, state in checks.items() if state != "ok"]
     if failing:
-        return error_response(
-            503,
-            KernelErrorCode.SERVICE_UNAVAILABLE,
+        raise ServiceUnavailableError(
             f"Not ready: {', '.join(failing)} unavailable.",
             errors=[{"component": name, "status": checks[name]} for name in failing],
         )
@@ -169,7 +172,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        responses={422: {"model": ErrorOut}},
+        # Malformed input, on every route; described by its status alone (auth's routes name
+        # the VALIDATION_ERROR code themselves).
+        responses=error_responses(MalformedRequestError, descriptions={422: None}),
     )
     app.state.settings = settings
     app.state.study_config = StudyConfig()

@@ -46,17 +46,15 @@ class ErrorOut(BaseModel):
 Responses = dict[int | str, dict[str, Any]]
 
 
-def error_responses(*codes: int) -> Responses:
-    """Declare that a route may answer these statuses with the error envelope."""
-    return {code: {"model": ErrorOut} for code in codes}
-
-
 class AppError(Exception):
     """Base of every domain refusal. Subclasses set ``status_code``, ``code`` and ``message``."""
 
     status_code: ClassVar[int] = 400
     code: ClassVar[str] = "BAD_REQUEST"
     message: ClassVar[str] = "The request was refused."
+    # How the OpenAPI document describes this refusal where a route declares it; None leaves
+    # the status's own phrase ("Conflict").
+    description: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -72,6 +70,49 @@ class AppError(Exception):
         # More top-level fields of the envelope, e.g. a sheet import's whole report.
         self.extra = dict(extra) if extra else None
         super().__init__(self.detail)
+
+
+class MalformedRequestError(AppError):
+    """Input that does not match the route's schema (rendered from RequestValidationError)."""
+
+    status_code = 422
+    code = KernelErrorCode.VALIDATION_ERROR
+    message = "The request is malformed; see errors."
+    description = "VALIDATION_ERROR"
+
+
+class ServiceUnavailableError(AppError):
+    status_code = 503
+    code = KernelErrorCode.SERVICE_UNAVAILABLE
+    message = "The service is not ready."
+
+
+def error_responses(
+    *errors: type[AppError] | int, descriptions: Mapping[int, str | None] | None = None
+) -> Responses:
+    """The ``responses=`` of a route, from the errors it may raise: each error's status answers
+    with the error envelope, described by the distinct ``description``s of its errors joined
+    with " or " (none: the status's own phrase). ``descriptions`` rewords a status where a route
+    describes it otherwise (None: the status's own phrase). A bare status number declares the
+    envelope with no error class; sampleFileUpload's routes still do, until they move over."""
+    described: dict[int, list[str]] = {}
+    for error in errors:
+        status, text = (
+            (error, None) if isinstance(error, int) else (error.status_code, error.description)
+        )
+        texts = described.setdefault(status, [])
+        if text is not None and text not in texts:
+            texts.append(text)
+    responses: Responses = {}
+    for status, texts in described.items():
+        response: dict[str, Any] = {"model": ErrorOut}
+        text = " or ".join(texts) or None
+        if descriptions is not None and status in descriptions:
+            text = descriptions[status]
+        if text is not None:
+            response["description"] = text
+        responses[status] = response
+    return responses
 
 
 def error_response(
@@ -138,9 +179,9 @@ async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     return error_response(
-        422,
-        KernelErrorCode.VALIDATION_ERROR,
-        "The request is malformed; see errors.",
+        MalformedRequestError.status_code,
+        MalformedRequestError.code,
+        MalformedRequestError.message,
         errors=_validation_errors(exc),
     )
 

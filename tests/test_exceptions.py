@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from src.exceptions import AppError
+from src.exceptions import AppError, ErrorOut, error_responses
 
 
 class TeapotError(AppError):
@@ -106,3 +106,53 @@ class TestEnvelope:
         assert logged[0].exc_info is not None
         assert "hunter2" in str(logged[0].exc_info[1])
         assert getattr(logged[0], "request_id", None) == "trace-me"
+
+
+class _GoneError(AppError):
+    status_code = 410
+    code = "GONE_FOR_GOOD"
+    description = "The thing is gone"
+
+
+class _AlsoGoneError(AppError):
+    status_code = 410
+    code = "ALSO_GONE"
+    description = "Archived"
+
+
+class _UndescribedError(AppError):
+    status_code = 410
+    code = "UNDESCRIBED"
+
+
+class _ConflictError(AppError):
+    status_code = 409
+    code = "CONFLICTING"
+
+
+class TestErrorResponses:
+    def test_the_status_comes_from_each_class(self) -> None:
+        assert error_responses(_GoneError, _ConflictError) == {
+            410: {"model": ErrorOut, "description": "The thing is gone"},
+            409: {"model": ErrorOut},
+        }
+
+    def test_descriptions_of_one_status_are_joined_once_each(self) -> None:
+        responses = error_responses(_GoneError, _UndescribedError, _AlsoGoneError, _GoneError)
+        assert responses == {
+            410: {"model": ErrorOut, "description": "The thing is gone or Archived"}
+        }
+
+    def test_a_route_may_reword_a_status(self) -> None:
+        assert error_responses(
+            _GoneError, _ConflictError, descriptions={410: None, 409: "Busy"}
+        ) == {
+            410: {"model": ErrorOut},
+            409: {"model": ErrorOut, "description": "Busy"},
+        }
+
+    def test_a_bare_status_declares_the_envelope(self) -> None:
+        assert error_responses(404, _GoneError) == {
+            404: {"model": ErrorOut},
+            410: {"model": ErrorOut, "description": "The thing is gone"},
+        }

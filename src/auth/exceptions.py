@@ -12,24 +12,28 @@ class EmailTakenError(AppError):
     status_code = 409
     code = AuthErrorCode.EMAIL_TAKEN
     message = "An account with this email already exists."
+    description = "EMAIL_TAKEN"
 
 
 class InvalidCredentialsError(AppError):
     status_code = 401
     code = AuthErrorCode.INVALID_CREDENTIALS
     message = "Incorrect email or password."
+    description = "INVALID_CREDENTIALS"
 
 
 class UserInactiveError(AppError):
     status_code = 403
     code = AuthErrorCode.USER_INACTIVE
     message = "This account is deactivated."
+    description = "USER_INACTIVE"
 
 
 class TooManyAttemptsError(AppError):
     status_code = 429
     code = AuthErrorCode.TOO_MANY_ATTEMPTS
     message = "Too many attempts; try again later."
+    description = "TOO_MANY_ATTEMPTS (see Retry-After)"
 
     def __init__(self, *, retry_after: float) -> None:
         seconds = max(1, math.ceil(retry_after))
@@ -46,6 +50,7 @@ class InvalidTokenError(AppError):
     status_code = 401
     code = AuthErrorCode.INVALID_TOKEN
     message = "The access token is missing, invalid or expired."
+    description = "Missing or invalid access token"
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail, headers=WWW_AUTHENTICATE)
@@ -55,39 +60,46 @@ class InvalidRefreshTokenError(AppError):
     status_code = 401
     code = AuthErrorCode.INVALID_REFRESH_TOKEN
     message = "The refresh token is missing, invalid, expired or revoked."
+    description = "INVALID_REFRESH_TOKEN"
 
 
 class RefreshTokenReusedError(AppError):
     status_code = 401
     code = AuthErrorCode.REFRESH_TOKEN_REUSED
     message = "This refresh token was already used; the session has been revoked."
+    description = "REFRESH_TOKEN_REUSED (family revoked)"
 
 
 class ForbiddenError(AppError):
     status_code = 403
     code = AuthErrorCode.FORBIDDEN
     message = "Your role does not allow this."
+    description = "FORBIDDEN"
 
 
 class UserNotFoundError(AppError):
     status_code = 404
     code = AuthErrorCode.USER_NOT_FOUND
     message = "No such user."
+    description = "USER_NOT_FOUND"
 
 
 class WeakPasswordError(AppError):
     status_code = 422
     code = AuthErrorCode.WEAK_PASSWORD
     message = "The password must not be the account's email."
+    description = "WEAK_PASSWORD"
 
 
 class WrongPasswordError(AppError):
     status_code = 400
     code = AuthErrorCode.WRONG_PASSWORD
     message = "The current password is incorrect."
+    description = "WRONG_PASSWORD"
 
 
 class OwnAccountError(AppError):
     status_code = 409
     code = AuthErrorCode.OWN_ACCOUNT
     message = "Admins cannot remove their own admin role or deactivate themselves."
+    description = "OWN_ACCOUNT"

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from src.auth import service as auth_service
+from src.auth.constants import AuthErrorCode
 from src.auth.dependencies import (
     AdminUser,
     AuthStateDep,
@@ -18,6 +19,20 @@ from src.auth.dependencies import (
     RegisterAttempts,
     RequiredRefreshToken,
     UserById,
+)
+from src.auth.exceptions import (
+    EmailTakenError,
+    ForbiddenError,
+    InvalidCredentialsError,
+    InvalidRefreshTokenError,
+    InvalidTokenError,
+    OwnAccountError,
+    RefreshTokenReusedError,
+    TooManyAttemptsError,
+    UserInactiveError,
+    UserNotFoundError,
+    WeakPasswordError,
+    WrongPasswordError,
 )
 from src.auth.models import User
 from src.auth.schemas import (
@@ -32,31 +47,23 @@ from src.auth.schemas import (
 )
 from src.auth.utils import clear_refresh_cookie, set_refresh_cookie
 from src.dependencies import PageDep, SessionDep
-from src.exceptions import ErrorOut, Responses
+from src.exceptions import MalformedRequestError, error_responses
 from src.schemas import PageOf, Paginated
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-# Declared on every route: the error envelope and the codes it may carry.
-UNAUTHORIZED: Responses = {401: {"model": ErrorOut, "description": "INVALID_TOKEN"}}
-FORBIDDEN: Responses = {403: {"model": ErrorOut, "description": "FORBIDDEN"}}
-INVALID: Responses = {422: {"model": ErrorOut, "description": "VALIDATION_ERROR"}}
-THROTTLED: Responses = {
-    429: {"model": ErrorOut, "description": "TOO_MANY_ATTEMPTS (see Retry-After)"}
-}
-LOGIN_ERRORS: Responses = {
-    401: {"model": ErrorOut, "description": "INVALID_CREDENTIALS"},
-    403: {"model": ErrorOut, "description": "USER_INACTIVE"},
-    **INVALID,
-    **THROTTLED,
-}
+# Auth's routes describe each error status by the codes it may carry; a bad access token too.
+INVALID_TOKEN = {401: AuthErrorCode.INVALID_TOKEN.value}
+LOGIN_ERRORS = error_responses(
+    InvalidCredentialsError, UserInactiveError, MalformedRequestError, TooManyAttemptsError
+)
 
 
 @router.post(
     "/register",
     response_model=UserRead,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"model": ErrorOut, "description": "EMAIL_TAKEN"}, **INVALID, **THROTTLED},
+    responses=error_responses(EmailTakenError, MalformedRequestError, TooManyAttemptsError),
 )
 async def register(
     data: RegisterIn, attempts: RegisterAttempts, session: SessionDep, auth: AuthStateDep
@@ -112,14 +119,9 @@ async def token(
 @router.post(
     "/refresh",
     response_model=TokenPair,
-    responses={
-        401: {
-            "model": ErrorOut,
-            "description": "INVALID_REFRESH_TOKEN or REFRESH_TOKEN_REUSED (family revoked)",
-        },
-        403: {"model": ErrorOut, "description": "USER_INACTIVE"},
-        **INVALID,
-    },
+    responses=error_responses(
+        InvalidRefreshTokenError, RefreshTokenReusedError, UserInactiveError, MalformedRequestError
+    ),
 )
 async def refresh(
     deferred: DeferredDep,
@@ -138,7 +140,7 @@ async def refresh(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses={**UNAUTHORIZED, **INVALID},
+    responses=error_responses(InvalidTokenError, MalformedRequestError, descriptions=INVALID_TOKEN),
 )
 async def logout(
     user: CurrentUser,
@@ -152,13 +154,21 @@ async def logout(
     clear_refresh_cookie(response, auth.config)
 
 
-@router.get("/me", response_model=UserRead, responses=UNAUTHORIZED)
+@router.get(
+    "/me",
+    response_model=UserRead,
+    responses=error_responses(InvalidTokenError, descriptions=INVALID_TOKEN),
+)
 async def read_me(user: CurrentUser) -> User:
     """The caller's account."""
     return user
 
 
-@router.patch("/me", response_model=UserRead, responses={**UNAUTHORIZED, **INVALID})
+@router.patch(
+    "/me",
+    response_model=UserRead,
+    responses=error_responses(InvalidTokenError, MalformedRequestError, descriptions=INVALID_TOKEN),
+)
 async def update_me(data: MeUpdate, user: CurrentUser, session: SessionDep) -> User:
     """Change the caller's name."""
     return await auth_service.update_me(session, user=user, data=data)
@@ -168,11 +178,13 @@ async def update_me(data: MeUpdate, user: CurrentUser, session: SessionDep) -> U
     "/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses={
-        400: {"model": ErrorOut, "description": "WRONG_PASSWORD"},
-        **UNAUTHORIZED,
-        422: {"model": ErrorOut, "description": "VALIDATION_ERROR or WEAK_PASSWORD"},
-    },
+    responses=error_responses(
+        WrongPasswordError,
+        InvalidTokenError,
+        MalformedRequestError,
+        WeakPasswordError,
+        descriptions=INVALID_TOKEN,
+    ),
 )
 async def change_password(
     data: PasswordChange, user: CurrentUser, session: SessionDep, auth: AuthStateDep
@@ -184,7 +196,9 @@ async def change_password(
 @router.get(
     "/users",
     response_model=Paginated[UserRead],
-    responses={**UNAUTHORIZED, **FORBIDDEN, **INVALID},
+    responses=error_responses(
+        InvalidTokenError, ForbiddenError, MalformedRequestError, descriptions=INVALID_TOKEN
+    ),
 )
 async def list_users(
     query: Annotated[UserQuery, Query()], page: PageDep, _: AdminUser, session: SessionDep
@@ -196,13 +210,14 @@ async def list_users(
 @router.patch(
     "/users/{user_id}",
     response_model=UserRead,
-    responses={
-        **UNAUTHORIZED,
-        **FORBIDDEN,
-        404: {"model": ErrorOut, "description": "USER_NOT_FOUND"},
-        409: {"model": ErrorOut, "description": "OWN_ACCOUNT"},
-        **INVALID,
-    },
+    responses=error_responses(
+        InvalidTokenError,
+        ForbiddenError,
+        UserNotFoundError,
+        OwnAccountError,
+        MalformedRequestError,
+        descriptions=INVALID_TOKEN,
+    ),
 )
 async def update_user(
     data: UserAdminUpdate, admin: AdminUser, user: UserById, session: SessionDep

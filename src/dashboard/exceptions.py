@@ -10,12 +10,14 @@ class DashboardForbiddenError(AppError):
     status_code = 403
     code = DashboardErrorCode.FORBIDDEN
     message = "Only reviewers and admins can see every study (scope=all)."
+    description = "scope=all without the reviewer or admin role"
 
 
 class InvalidDateRangeError(AppError):
     status_code = 422
     code = DashboardErrorCode.INVALID_DATE_RANGE
     message = "start must not be after end."
+    description = "INVALID_DATE_RANGE"
 
 
 class TooManyPeriodsError(AppError):
@@ -24,3 +26,4 @@ class TooManyPeriodsError(AppError):
     message = (
         f"The range covers more than {MAX_PERIODS} periods; narrow it or choose a longer interval."
     )
+    description = "TOO_MANY_PERIODS"

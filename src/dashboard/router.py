@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from src.auth.exceptions import InvalidTokenError
 from src.dashboard import service
 from src.dashboard.constants import (
     BREAKDOWN_DEFAULT_LIMIT,
@@ -19,6 +20,11 @@ from src.dashboard.constants import (
     Metric,
 )
 from src.dashboard.dependencies import PeriodWindowDep, ViewerDep
+from src.dashboard.exceptions import (
+    DashboardForbiddenError,
+    InvalidDateRangeError,
+    TooManyPeriodsError,
+)
 from src.dashboard.schemas import (
     BREAKDOWN_EXAMPLE,
     TIMESERIES_EXAMPLE,
@@ -28,17 +34,12 @@ from src.dashboard.schemas import (
     TimeseriesPoint,
 )
 from src.dependencies import SessionDep
-from src.exceptions import ErrorOut, Responses
+from src.exceptions import Responses, error_responses
 
 router = APIRouter(tags=["dashboard"])
 
-UNAUTHORIZED: Responses = {
-    401: {"model": ErrorOut, "description": "Missing or invalid access token"}
-}
-FORBIDDEN: Responses = {
-    403: {"model": ErrorOut, "description": "scope=all without the reviewer or admin role"}
-}
-SCOPED: Responses = {**UNAUTHORIZED, **FORBIDDEN}
+# Signed in, and scope=all only for reviewers and admins.
+SCOPED = (InvalidTokenError, DashboardForbiddenError)
 
 
 def _example(example: Any) -> Responses:
@@ -51,7 +52,7 @@ async def public_stats(session: SessionDep) -> PublicStats:
     return await service.public_stats(session)
 
 
-@router.get("/dashboard/summary", response_model=Summary, responses=SCOPED)
+@router.get("/dashboard/summary", response_model=Summary, responses=error_responses(*SCOPED))
 async def summary(viewer: ViewerDep, session: SessionDep) -> Summary:
     """Where the scoped studies stand; scope=all adds accounts and the review queue."""
     return await service.summary(session, viewer=viewer)
@@ -61,9 +62,8 @@ async def summary(viewer: ViewerDep, session: SessionDep) -> Summary:
     "/dashboard/timeseries",
     response_model=list[TimeseriesPoint],
     responses={
-        **SCOPED,
+        **error_responses(*SCOPED, InvalidDateRangeError, TooManyPeriodsError),
         **_example(TIMESERIES_EXAMPLE),
-        422: {"model": ErrorOut, "description": "INVALID_DATE_RANGE or TOO_MANY_PERIODS"},
     },
 )
 async def timeseries(
@@ -79,7 +79,7 @@ async def timeseries(
 @router.get(
     "/dashboard/breakdown",
     response_model=list[BreakdownRow],
-    responses={**SCOPED, **_example(BREAKDOWN_EXAMPLE)},
+    responses={**error_responses(*SCOPED), **_example(BREAKDOWN_EXAMPLE)},
 )
 async def breakdown(
     viewer: ViewerDep,

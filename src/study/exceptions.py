@@ -10,18 +10,21 @@ class StudyNotFoundError(AppError):
     status_code = 404
     code = StudyErrorCode.STUDY_NOT_FOUND
     message = "No such study."
+    description = "No such study (or not visible to you)"
 
 
 class ForbiddenError(AppError):
     status_code = 403
     code = StudyErrorCode.FORBIDDEN
     message = "Your role on this study does not allow this."
+    description = "Your role does not allow this"
 
 
 class StudyLockedError(AppError):
     status_code = 409
     code = StudyErrorCode.STUDY_LOCKED
     message = "Only draft studies can be changed."
+    description = "The study's state does not allow this"
 
 
 class PreconditionFailedError(AppError):
@@ -34,12 +37,14 @@ class StudyIncompleteError(AppError):
     status_code = 409
     code = StudyErrorCode.STUDY_INCOMPLETE
     message = "The study is not ready to be submitted; see errors."
+    description = "The study's state does not allow this"
 
 
 class InvalidTransitionError(AppError):
     status_code = 409
     code = StudyErrorCode.INVALID_TRANSITION
     message = "The study is not in a state that allows this."
+    description = "The study's state does not allow this"
 
 
 class CommentRequiredError(AppError):

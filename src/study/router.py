@@ -12,8 +12,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from src.auth.dependencies import CurrentUser, OptionalUser
+from src.auth.exceptions import InvalidTokenError
 from src.dependencies import PageDep, SessionDep, StorageDep
-from src.exceptions import ErrorOut, Responses
+from src.exceptions import error_responses
 from src.schemas import PageOf, Paginated
 from src.study import readiness, service, visibility
 from src.study.constants import StudyStatus
@@ -28,6 +29,21 @@ from src.study.dependencies import (
     StudyForEditor,
     StudyToDelete,
     TeamStudy,
+)
+from src.study.exceptions import (
+    CommentRequiredError,
+    ForbiddenError,
+    InvalidSampleError,
+    InvalidTransitionError,
+    MemberNotFoundError,
+    OwnerNotMemberError,
+    PreconditionFailedError,
+    SampleIdTakenError,
+    SampleNotFoundError,
+    StudyIncompleteError,
+    StudyLockedError,
+    StudyNotFoundError,
+    UserNotFoundError,
 )
 from src.study.models import Sample, StudyEvent, StudyMember
 from src.study.schemas import (
@@ -48,17 +64,9 @@ from src.study.visibility import Scope, StudyView
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
-NOT_FOUND: Responses = {
-    404: {"model": ErrorOut, "description": "No such study (or not visible to you)"}
-}
-FORBIDDEN: Responses = {403: {"model": ErrorOut, "description": "Your role does not allow this"}}
-CONFLICT: Responses = {
-    409: {"model": ErrorOut, "description": "The study's state does not allow this"}
-}
-UNAUTHORIZED: Responses = {
-    401: {"model": ErrorOut, "description": "Missing or invalid access token"}
-}
-GUARDED: Responses = {**UNAUTHORIZED, **FORBIDDEN, **NOT_FOUND}
+# What a guarded route may answer before its own work: no or a bad token, a role that does not
+# allow the action, a study the caller may not see (see dependencies.py).
+GUARDED = (InvalidTokenError, ForbiddenError, StudyNotFoundError)
 
 
 def _with_etag(response: Response, view: StudyView) -> StudyView:
@@ -70,7 +78,7 @@ def _with_etag(response: Response, view: StudyView) -> StudyView:
     "",
     response_model=StudyRead,
     status_code=status.HTTP_201_CREATED,
-    responses={**UNAUTHORIZED, 422: {"model": ErrorOut}},
+    responses=error_responses(InvalidTokenError, InvalidSampleError),
 )
 async def create_study(
     data: StudyCreate,
@@ -88,7 +96,11 @@ async def create_study(
     return _with_etag(response, view)
 
 
-@router.get("", response_model=Paginated[StudyRead], responses={**UNAUTHORIZED, **FORBIDDEN})
+@router.get(
+    "",
+    response_model=Paginated[StudyRead],
+    responses=error_responses(InvalidTokenError, ForbiddenError),
+)
 async def list_studies(
     user: OptionalUser,
     session: SessionDep,
@@ -118,7 +130,7 @@ async def list_studies(
     )
 
 
-@router.get("/{study}", response_model=StudyRead, responses=NOT_FOUND)
+@router.get("/{study}", response_model=StudyRead, responses=error_responses(StudyNotFoundError))
 async def get_study(view: StudyDep, response: Response) -> StudyView:
     """A study by UUID or accession, with its ETag."""
     return _with_etag(response, view)
@@ -127,7 +139,7 @@ async def get_study(view: StudyDep, response: Response) -> StudyView:
 @router.patch(
     "/{study}",
     response_model=StudyRead,
-    responses={**GUARDED, **CONFLICT, 412: {"model": ErrorOut}},
+    responses=error_responses(*GUARDED, StudyLockedError, PreconditionFailedError),
 )
 async def update_study(
     data: StudyUpdate,
@@ -144,21 +156,27 @@ async def update_study(
 
 
 @router.delete(
-    "/{study}", status_code=status.HTTP_204_NO_CONTENT, responses={**GUARDED, **CONFLICT}
+    "/{study}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(*GUARDED, StudyLockedError),
 )
 async def delete_study(view: StudyToDelete, session: SessionDep, storage: StorageDep) -> None:
     """Delete a study with its samples, files and stored objects (owner: draft; admin)."""
     await service.delete_study(session, study=view.study, storage=storage)
 
 
-@router.get("/{study}/readiness", response_model=Readiness, responses=GUARDED)
+@router.get("/{study}/readiness", response_model=Readiness, responses=error_responses(*GUARDED))
 async def study_readiness(view: TeamStudy, session: SessionDep) -> Readiness:
     """The submit checks, without submitting."""
     problems = await readiness.find_problems(session, study=view.study)
     return Readiness(ready=not problems, problems=problems)
 
 
-@router.post("/{study}/submit", response_model=StudyRead, responses={**GUARDED, **CONFLICT})
+@router.post(
+    "/{study}/submit",
+    response_model=StudyRead,
+    responses=error_responses(*GUARDED, InvalidTransitionError, StudyIncompleteError),
+)
 async def submit_study(
     view: StudyForEditor, user: CurrentUser, session: SessionDep, config: StudyConfigDep
 ) -> StudyView:
@@ -169,7 +187,11 @@ async def submit_study(
     return await visibility.refresh_view(session, view=view, user=user)
 
 
-@router.post("/{study}/withdraw", response_model=StudyRead, responses={**GUARDED, **CONFLICT})
+@router.post(
+    "/{study}/withdraw",
+    response_model=StudyRead,
+    responses=error_responses(*GUARDED, InvalidTransitionError),
+)
 async def withdraw_study(view: OwnedStudy, user: CurrentUser, session: SessionDep) -> StudyView:
     """Take a study under review back to draft."""
     await service.withdraw(session, study=view.study, actor=user)
@@ -179,7 +201,7 @@ async def withdraw_study(view: OwnedStudy, user: CurrentUser, session: SessionDe
 @router.post(
     "/{study}/review",
     response_model=StudyRead,
-    responses={**GUARDED, **CONFLICT, 422: {"model": ErrorOut}},
+    responses=error_responses(*GUARDED, InvalidTransitionError, CommentRequiredError),
 )
 async def review_study(
     data: ReviewIn, view: ReviewableStudy, user: CurrentUser, session: SessionDep
@@ -191,13 +213,17 @@ async def review_study(
     return await visibility.refresh_view(session, view=view, user=user)
 
 
-@router.get("/{study}/events", response_model=Paginated[EventRead], responses=GUARDED)
+@router.get(
+    "/{study}/events", response_model=Paginated[EventRead], responses=error_responses(*GUARDED)
+)
 async def study_events(view: TeamStudy, session: SessionDep, page: PageDep) -> PageOf[StudyEvent]:
     """The audit trail of a study, newest first."""
     return await service.list_events(session, study=view.study, page=page)
 
 
-@router.get("/{study}/members", response_model=list[MemberRead], responses=GUARDED)
+@router.get(
+    "/{study}/members", response_model=list[MemberRead], responses=error_responses(*GUARDED)
+)
 async def study_members(view: TeamStudy, session: SessionDep) -> list[StudyMember]:
     """The members of a study and their roles."""
     return await service.list_members(session, study=view.study)
@@ -206,7 +232,14 @@ async def study_members(view: TeamStudy, session: SessionDep) -> list[StudyMembe
 @router.put(
     "/{study}/members",
     response_model=MemberRead,
-    responses={**GUARDED, **CONFLICT},
+    responses=error_responses(
+        *GUARDED,
+        UserNotFoundError,
+        OwnerNotMemberError,
+        # Worded as before the error classes described themselves; OWNER_NOT_MEMBER is the one
+        # 409 here, and not about the study's state.
+        descriptions={409: StudyLockedError.description},
+    ),
 )
 async def set_study_member(
     data: MemberIn, view: OwnedStudy, user: CurrentUser, session: SessionDep
@@ -218,7 +251,9 @@ async def set_study_member(
 
 
 @router.delete(
-    "/{study}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=GUARDED
+    "/{study}/members/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(*GUARDED, MemberNotFoundError),
 )
 async def remove_study_member(
     user_id: uuid.UUID, view: OwnedStudy, user: CurrentUser, session: SessionDep
@@ -230,7 +265,9 @@ async def remove_study_member(
 samples_router = APIRouter(prefix="/studies/{study}/samples", tags=["samples"])
 
 
-@samples_router.get("", response_model=Paginated[SampleRead], responses=NOT_FOUND)
+@samples_router.get(
+    "", response_model=Paginated[SampleRead], responses=error_responses(StudyNotFoundError)
+)
 async def list_samples(
     view: StudyDep,
     session: SessionDep,
@@ -249,7 +286,7 @@ async def list_samples(
     "",
     response_model=SampleRead,
     status_code=status.HTTP_201_CREATED,
-    responses={**GUARDED, **CONFLICT, 422: {"model": ErrorOut}},
+    responses=error_responses(*GUARDED, StudyLockedError, SampleIdTakenError, InvalidSampleError),
 )
 async def create_sample(
     data: SampleCreate, view: DraftForEditor, user: CurrentUser, session: SessionDep
@@ -258,7 +295,11 @@ async def create_sample(
     return await service.create_sample(session, study=view.study, data=data, actor=user)
 
 
-@samples_router.get("/{sample_id}", response_model=SampleRead, responses=NOT_FOUND)
+@samples_router.get(
+    "/{sample_id}",
+    response_model=SampleRead,
+    responses=error_responses(StudyNotFoundError, SampleNotFoundError),
+)
 async def get_sample(sample: SampleDep) -> Sample:
     """One sample with its files."""
     return sample
@@ -267,7 +308,9 @@ async def get_sample(sample: SampleDep) -> Sample:
 @samples_router.patch(
     "/{sample_id}",
     response_model=SampleRead,
-    responses={**GUARDED, **CONFLICT, 422: {"model": ErrorOut}},
+    responses=error_responses(
+        *GUARDED, SampleNotFoundError, StudyLockedError, SampleIdTakenError, InvalidSampleError
+    ),
 )
 async def update_sample(
     data: SampleUpdate,
@@ -285,7 +328,7 @@ async def update_sample(
 @samples_router.delete(
     "/{sample_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**GUARDED, **CONFLICT},
+    responses=error_responses(*GUARDED, SampleNotFoundError, StudyLockedError),
 )
 async def delete_sample(
     sample: EditableSample,
