@@ -17,6 +17,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    _create_user()
+    _create_refresh_token()
+    _create_rate_limit_counter()
+
+
+def _create_user() -> None:
+    """Accounts."""
     op.create_table(
         "user",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -42,6 +49,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_user")),
         sa.UniqueConstraint("email", name=op.f("uq_user_email")),
     )
+
+
+def _create_refresh_token() -> None:
+    """Refresh tokens, rotated within a family."""
     op.create_table(
         "refresh_token",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -71,6 +82,10 @@ def upgrade() -> None:
         op.f("ix_refresh_token_family_id"), "refresh_token", ["family_id"], unique=False
     )
     op.create_index(op.f("ix_refresh_token_user_id"), "refresh_token", ["user_id"], unique=False)
+
+
+def _create_rate_limit_counter() -> None:
+    """Rate-limit counters kept in the database."""
     op.create_table(
         "rate_limit_counter",
         sa.Column("key", sa.String(length=255), nullable=False),

@@ -20,6 +20,16 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    _create_study()
+    _create_sample()
+    _create_study_event()
+    _create_study_member()
+    _create_sample_file()
+    _create_upload()
+
+
+def _create_study() -> None:
+    """The study and the counter its accessions come from."""
     op.create_table(
         "accession_counter",
         sa.Column("name", sa.String(length=32), nullable=False),
@@ -76,6 +86,9 @@ def upgrade() -> None:
     )
     op.bulk_insert(accession_counter, [{"name": "study", "value": 0}])
 
+
+def _create_sample() -> None:
+    """Samples of a study."""
     op.create_table(
         "sample",
         sa.Column("study_id", sa.Uuid(), nullable=False),
@@ -107,6 +120,9 @@ def upgrade() -> None:
         batch_op.create_index("ix_sample_organism", ["organism"], unique=False)
         batch_op.create_index("ix_sample_study_id_organism", ["study_id", "organism"], unique=False)
 
+
+def _create_study_event() -> None:
+    """The audit trail."""
     op.create_table(
         "study_event",
         sa.Column("study_id", sa.Uuid(), nullable=False),
@@ -133,6 +149,9 @@ def upgrade() -> None:
         batch_op.create_index("ix_study_event_study_id_at", ["study_id", "at"], unique=False)
         batch_op.create_index("ix_study_event_at", ["at"], unique=False)
 
+
+def _create_study_member() -> None:
+    """Members of a study and their roles."""
     op.create_table(
         "study_member",
         sa.Column("study_id", sa.Uuid(), nullable=False),
@@ -157,6 +176,9 @@ def upgrade() -> None:
     with op.batch_alter_table("study_member", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_study_member_user_id"), ["user_id"], unique=False)
 
+
+def _create_sample_file() -> None:
+    """Sequence files of a sample."""
     op.create_table(
         "sample_file",
         sa.Column("sample_pk", sa.Uuid(), nullable=False),
@@ -209,6 +231,9 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_sample_file_status", ["status"], unique=False)
 
+
+def _create_upload() -> None:
+    """Resumable (tus) uploads."""
     op.create_table(
         "upload",
         sa.Column("owner_id", sa.Uuid(), nullable=False),

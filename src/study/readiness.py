@@ -21,6 +21,42 @@ def _pair_partner(filename: str) -> str:
     return filename
 
 
+def _pair_reads(
+    files: list[SampleFile],
+) -> tuple[list[tuple[SampleFile, SampleFile]], list[SampleFile]]:
+    """R1/R2 mates by file name (``x_R1`` with ``x_R2``, ...), or the only R1 with the only R2;
+    and the reads left without a mate."""
+    r1 = {f.filename: f for f in files if f.read == ReadKind.R1}
+    r2 = {f.filename: f for f in files if f.read == ReadKind.R2}
+    pairs: list[tuple[SampleFile, SampleFile]] = []
+    for name, first in list(r1.items()):
+        partner = r2.pop(_pair_partner(name), None)
+        if partner is not None:
+            pairs.append((first, partner))
+            del r1[name]
+    if len(r1) == 1 and len(r2) == 1:
+        pairs.append((next(iter(r1.values())), next(iter(r2.values()))))
+        r1.clear()
+        r2.clear()
+    return pairs, [*r1.values(), *r2.values()]
+
+
+def _pair_problem(first: SampleFile, second: SampleFile) -> tuple[ReadinessCode, str] | None:
+    """Mates must hold the same reads: equal counts, matching read names."""
+    if first.read_count != second.read_count:
+        return (
+            ReadinessCode.PAIR_READ_COUNT_MISMATCH,
+            f"{first.filename} has {first.read_count} reads but {second.filename} "
+            f"has {second.read_count}",
+        )
+    if first.name_digest != second.name_digest:
+        return (
+            ReadinessCode.PAIR_READ_NAMES_MISMATCH,
+            f"the read names of {first.filename} and {second.filename} differ",
+        )
+    return None
+
+
 def _sample_problems(sample: Sample) -> list[ReadinessProblem]:
     def problem(code: ReadinessCode, message: str) -> ReadinessProblem:
         return ReadinessProblem(sample_id=sample.sample_id, code=code, message=message)
@@ -39,38 +75,15 @@ def _sample_problems(sample: Sample) -> list[ReadinessProblem]:
     if not valid:
         problems.append(problem(ReadinessCode.NO_VALID_FILE, "the sample has no valid file"))
         return problems
-    r1 = {f.filename: f for f in valid if f.read == ReadKind.R1}
-    r2 = {f.filename: f for f in valid if f.read == ReadKind.R2}
-    pairs: list[tuple[SampleFile, SampleFile]] = []
-    for name, first in list(r1.items()):
-        partner = r2.pop(_pair_partner(name), None)
-        if partner is not None:
-            pairs.append((first, partner))
-            del r1[name]
-    if len(r1) == 1 and len(r2) == 1:
-        pairs.append((next(iter(r1.values())), next(iter(r2.values()))))
-        r1.clear()
-        r2.clear()
-    for leftover in (*r1.values(), *r2.values()):
-        problems.append(
-            problem(ReadinessCode.UNPAIRED_READ, f"{leftover.filename} has no {leftover.read} mate")
-        )
+    pairs, unpaired = _pair_reads(valid)
+    problems.extend(
+        problem(ReadinessCode.UNPAIRED_READ, f"{file.filename} has no {file.read} mate")
+        for file in unpaired
+    )
     for first, second in pairs:
-        if first.read_count != second.read_count:
-            problems.append(
-                problem(
-                    ReadinessCode.PAIR_READ_COUNT_MISMATCH,
-                    f"{first.filename} has {first.read_count} reads but {second.filename} "
-                    f"has {second.read_count}",
-                )
-            )
-        elif first.name_digest != second.name_digest:
-            problems.append(
-                problem(
-                    ReadinessCode.PAIR_READ_NAMES_MISMATCH,
-                    f"the read names of {first.filename} and {second.filename} differ",
-                )
-            )
+        found = _pair_problem(first, second)
+        if found is not None:
+            problems.append(problem(*found))
     return problems
 
 
