@@ -1,7 +1,8 @@
-"""Who sees which study, written once: a study is public once published and its release date
-(if any) has passed; otherwise only its owner, its members, reviewers and admins see it. The rule
-is applied in SQL for lists (``public_clause``) and in Python for a loaded study (``access_role``);
-a ``StudyView`` is a study as one caller sees it, with its counts computed in SQL.
+"""Who sees which study, written once: a public study (``Study.is_public``, and
+``Study.public_clause`` in SQL: published, release date passed) is seen by anyone; any other only
+by its owner, its members, reviewers and admins (``access_role``). A ``StudyView`` is a study as
+one caller sees it, with their role and its counts computed in SQL; ``Scope`` and
+``resolve_scope`` say which list a caller may ask for.
 """
 
 from __future__ import annotations
