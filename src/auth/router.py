@@ -52,7 +52,8 @@ from src.schemas import PageOf, Paginated
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-# Auth's routes describe each error status by the codes it may carry; a bad access token too.
+# Auth's routes describe each error status by the codes it may carry. InvalidTokenError describes
+# itself in words, as the other modules' routes show it, so here its 401 is reworded to its code.
 INVALID_TOKEN = {401: AuthErrorCode.INVALID_TOKEN.value}
 LOGIN_ERRORS = error_responses(
     InvalidCredentialsError, UserInactiveError, MalformedRequestError, TooManyAttemptsError
