@@ -122,7 +122,7 @@ async def scratch_database_url(tmp_path: Path) -> AsyncIterator[str]:
 @pytest.fixture
 def settings(data_root: Path, database_url: str, tmp_path: Path) -> Settings:
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         environment="test",
         database_url=database_url,
         data_dir=tmp_path / "data",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -15,8 +16,8 @@ from src.sampleFileUpload.config import FilesConfig, SheetConfig
 from src.study.config import StudyConfig
 
 
-def make(**values: object) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+def make(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)
 
 
 class TestDefaults:

@@ -78,7 +78,7 @@ class TestListUsers:
         client: httpx.AsyncClient,
         session: AsyncSession,
         settings: Settings,
-        params: dict[str, object],
+        params: dict[str, str | int],
     ) -> None:
         admin = await create_user(session, role="admin")
         response = await client.get(
