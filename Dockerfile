@@ -1,14 +1,15 @@
 # MOSAIC API image. Build: docker build -t mosaic .   Run: see docs/deployment.md.
 #
-# Two stages: the first installs the pinned requirements into a virtualenv, the second copies
-# that virtualenv and the code onto a clean slim image, without pip's caches or build leftovers.
+# Two stages: the first installs the locked requirements (every dependency pinned, hashes
+# checked) into a virtualenv, the second copies that virtualenv and the code onto a clean slim
+# image, without pip's caches or build leftovers.
 
 FROM python:3.11.14-slim-bookworm AS build
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
-COPY requirements.txt /tmp/requirements.txt
-RUN /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt
+COPY requirements.lock /tmp/requirements.lock
+RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes -r /tmp/requirements.lock
 
 
 FROM python:3.11.14-slim-bookworm AS runtime

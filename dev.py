@@ -1,9 +1,15 @@
-"""Set-up and the two everyday commands, needing nothing but Python 3.11+ and git.
+"""Set-up and the everyday commands, needing nothing but Python 3.11+ and git.
 
     python3 dev.py run    [serve options]   create .venv if needed, install, migrate, serve
-    python3 dev.py test   [pytest options]  lint, format check, types, then the whole test suite
+    python3 dev.py test   [pytest options]  lint (as below), then the whole test suite
+    python3 dev.py lint                     ruff check, ruff format --check, mypy: the quick loop
+    python3 dev.py fix                      ruff check --fix, then ruff format
+    python3 dev.py lock   [pip-compile options]  regenerate requirements.lock and
+                                            requirements.dev.lock from the requirements*.txt pins
 
-The virtual environment lives in .venv and is refreshed whenever a requirements file changes.
+The virtual environment lives in .venv. It is installed from the lock files, every transitive
+dependency pinned with its hashes (pip --require-hashes), and refreshed whenever a lock changes.
+The locks are resolved on Linux; on Windows the pinned requirements*.txt are installed instead.
 ``test`` runs pytest on SQLite and, when TEST_DATABASE_URL is set, again on that database.
 """
 
@@ -21,6 +27,8 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+# What each lock is compiled from; `dev.py lock` writes both, the runtime one first.
+LOCKS = {"requirements.lock": "requirements.txt", "requirements.dev.lock": "requirements.dev.txt"}
 
 
 def _run(*command: str | Path, env: dict[str, str] | None = None) -> None:
@@ -37,32 +45,64 @@ def _run(*command: str | Path, env: dict[str, str] | None = None) -> None:
         raise SystemExit(returncode)
 
 
-def _ensure_venv(requirements: str) -> None:
+def _ensure_venv(lock: str) -> None:
     if sys.version_info < (3, 11):
         raise SystemExit("MOSAIC needs Python 3.11 or newer")
     if not PYTHON.exists():
         print(f"creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
+    # pip-compile resolves for the platform it runs on, so the Linux-made locks lack Windows-only
+    # dependencies (colorama) and name Linux-only ones unconditionally (uvloop): Windows installs
+    # the top-level pins and lets pip resolve the rest.
+    install = ["-r", LOCKS[lock]] if os.name == "nt" else ["--require-hashes", "-r", lock]
     digest = hashlib.sha256()
-    for name in ("requirements.txt", requirements):
+    for name in (lock, LOCKS[lock], "requirements.txt"):
         digest.update((ROOT / name).read_bytes())
-    stamp = VENV / f".stamp-{requirements}"
+    stamp = VENV / f".stamp-{lock}"
     if stamp.exists() and stamp.read_text() == digest.hexdigest():
         return
-    _run(PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", requirements)
+    _run(PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q", *install)
     stamp.write_text(digest.hexdigest())
 
 
 def run(args: list[str]) -> None:
-    _ensure_venv("requirements.txt")
+    _ensure_venv("requirements.lock")
     _run(PYTHON, "main.py", "serve", *args)
 
 
-def test(args: list[str]) -> None:
-    _ensure_venv("requirements.dev.txt")
+def _lint() -> None:
     _run(PYTHON, "-m", "ruff", "check", ".")
     _run(PYTHON, "-m", "ruff", "format", "--check", ".")
     _run(PYTHON, "-m", "mypy")
+
+
+def lint(args: list[str]) -> None:
+    _ensure_venv("requirements.dev.lock")
+    _lint()
+
+
+def fix(args: list[str]) -> None:
+    _ensure_venv("requirements.dev.lock")
+    _run(PYTHON, "-m", "ruff", "check", "--fix", ".")
+    _run(PYTHON, "-m", "ruff", "format", ".")
+
+
+def lock(args: list[str]) -> None:
+    """Pin every transitive dependency with its hashes; the dev lock keeps the runtime versions.
+    Extra options go to both pip-compile runs (e.g. --upgrade-package fastapi)."""
+    _ensure_venv("requirements.dev.lock")
+    env = {**os.environ, "CUSTOM_COMPILE_COMMAND": "python3 dev.py lock"}
+    constraint: list[str] = []
+    for output, source in LOCKS.items():
+        options = ["--generate-hashes", "--allow-unsafe", "--strip-extras", "--no-emit-index-url"]
+        options += ["--no-emit-find-links", "--no-emit-trusted-host", *constraint, *args]
+        _run(PYTHON, "-m", "piptools", "compile", "-q", *options, "-o", output, source, env=env)
+        constraint = ["-c", output]
+
+
+def test(args: list[str]) -> None:
+    _ensure_venv("requirements.dev.lock")
+    _lint()
     env = {k: v for k, v in os.environ.items() if k != "TEST_DATABASE_URL"}
     print("== test suite on SQLite", flush=True)
     _run(PYTHON, "-m", "pytest", *args, env=env)
@@ -73,7 +113,7 @@ def test(args: list[str]) -> None:
 
 
 def main() -> None:
-    commands = {"run": run, "test": test}
+    commands = {"run": run, "test": test, "lint": lint, "fix": fix, "lock": lock}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         raise SystemExit(__doc__)
     commands[sys.argv[1]](sys.argv[2:])

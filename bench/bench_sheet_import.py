@@ -47,7 +47,7 @@ async def measure(database: str, rows: int) -> dict[str, float]:
         try:
             await asyncio.to_thread(upgrade_database, url)
             settings = Settings(
-                _env_file=None,  # type: ignore[call-arg]
+                _env_file=None,
                 database_url=url,
                 data_dir=Path(folder) / "data",
                 secret_key="bench-secret-key-bench-secret-key-0123",

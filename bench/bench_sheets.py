@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -70,7 +71,7 @@ def main() -> None:
     results: list[tuple[str, int, float, float]] = []
     for sheet_format in ("csv", "tsv", "xlsx", "json"):
         data = write_sheet(rows, format=sheet_format)
-        parse_seconds = best_of(3, lambda d=data, f=sheet_format: parse_sheet(d, filename=f"b.{f}"))
+        parse_seconds = best_of(3, partial(parse_sheet, data, filename=f"b.{sheet_format}"))
 
         def full(d: bytes = data, f: str = sheet_format) -> None:
             report = validate_sheet(parse_sheet(d, filename=f"b.{f}"))

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -166,7 +166,7 @@ def search_endpoints() -> list[Endpoint]:
 
 def settings_for(url: str, data_dir: Path) -> Settings:
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         environment="test",
         database_url=url,
         data_dir=data_dir,
@@ -372,7 +372,7 @@ async def vacuum_analyze(engine: AsyncEngine) -> None:
 
 async def stats_state(engine: AsyncEngine) -> str:
     async with engine.connect() as connection:
-        row = (
+        row: Sequence[Any] = (
             await connection.exec_driver_sql(
                 "SELECT n_live_tup, n_mod_since_analyze, last_analyze, last_autoanalyze"
                 " FROM pg_stat_user_tables WHERE relname = 'study'"

@@ -40,8 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_fastq import cpu_model, generate  # noqa: E402
-
+from bench.bench_fastq import cpu_model, generate  # noqa: E402
 from src.sampleFileUpload.fastq_workers import WORKER_MALLOC  # noqa: E402
 from tests.sampleFileUpload.servers import ApiServer, Seed, seed_database  # noqa: E402
 

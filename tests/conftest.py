@@ -5,6 +5,10 @@ TEST_DATABASE_URL's when that is set (the test command runs the suite once each 
 app shares the test's connection through a session joined into an outer transaction with
 savepoints, so a route's commit stays inside the test and everything is rolled back afterwards.
 Tests that need real commits or real processes use ``scratch_database_url``.
+
+The suite controls every setting: no settings class reads a ``.env`` file during the tests, and
+the variables those classes read are removed from the environment for the session, so neither a
+developer's ``.env`` nor their shell changes what the tests see. A test sets what it needs.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic_settings import BaseSettings
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from src.app import create_app
@@ -40,6 +45,43 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
+
+
+def settings_classes() -> list[type[BaseSettings]]:
+    """Every settings class of the app (each module's config.py), found as subclasses so a new
+    one is covered without being listed here."""
+    found: list[type[BaseSettings]] = []
+    pending = list(BaseSettings.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.__module__.split(".")[0] == "src":
+            found.append(cls)
+    return found
+
+
+def environment_names(cls: type[BaseSettings]) -> set[str]:
+    """The environment variables ``cls`` reads (upper-cased: the classes are case-insensitive)."""
+    prefix = cls.model_config.get("env_prefix") or ""
+    names = set()
+    for name, field in cls.model_fields.items():
+        names.add(f"{prefix}{name}".upper())
+        if isinstance(field.validation_alias, str):
+            names.add(field.validation_alias.upper())
+    return names
+
+
+@pytest.fixture(scope="session", autouse=True)
+def controlled_configuration() -> Iterator[None]:
+    """No ``.env`` file and none of the app's variables from the developer's environment (see
+    the module docstring); subprocesses started with ``os.environ`` inherit the same."""
+    with pytest.MonkeyPatch.context() as patch:
+        for cls in settings_classes():
+            patch.setitem(cls.model_config, "env_file", None)
+            for name in environment_names(cls):
+                for present in [key for key in os.environ if key.upper() == name]:
+                    patch.delenv(present)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -122,7 +164,7 @@ async def scratch_database_url(tmp_path: Path) -> AsyncIterator[str]:
 @pytest.fixture
 def settings(data_root: Path, database_url: str, tmp_path: Path) -> Settings:
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         environment="test",
         database_url=database_url,
         data_dir=tmp_path / "data",

@@ -75,7 +75,7 @@ class TestRequestId:
     async def test_an_insane_incoming_id_is_replaced(
         self, client: httpx.AsyncClient, bad: str
     ) -> None:
-        response = await client.get("/healthz", headers={"X-Request-ID": bad.encode()})
+        response = await client.get("/healthz", headers={b"X-Request-ID": bad.encode()})
         generated = response.headers["x-request-id"]
         assert generated != bad
         assert re.fullmatch(r"[0-9a-f]{32}", generated)

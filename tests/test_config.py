@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
@@ -13,10 +16,11 @@ from src.auth.config import AuthConfig
 from src.config import Settings
 from src.sampleFileUpload.config import FilesConfig, SheetConfig
 from src.study.config import StudyConfig
+from tests.conftest import environment_names, settings_classes
 
 
-def make(**values: object) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+def make(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)
 
 
 class TestDefaults:
@@ -78,3 +82,57 @@ def test_every_setting_is_documented_in_env_sample(config_class: type[BaseSettin
         if f"\n{(prefix + name).upper()}=" not in sample
     ]
     assert missing == []
+
+
+HOSTILE_ENV = """\
+ENVIRONMENT=production
+SECRET_KEY=short
+DATABASE_URL=postgresql+asyncpg://nobody@203.0.113.1/nowhere
+LOG_LEVEL=ERROR
+STORAGE_BACKEND=s3
+REVIEW_REQUIRED=false
+MAX_UPLOAD_BYTES=1
+SHEET_MAX_ROWS=1
+ACCESS_TOKEN_MINUTES=1
+"""
+
+
+class TestTheSuiteControlsConfiguration:
+    """A developer's .env (or shell) must not change what the tests run against."""
+
+    @pytest.fixture
+    def hostile_env_file(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+        """A working directory whose .env would break every test that read it."""
+        workdir = tmp_path / "checkout"
+        workdir.mkdir()
+        (workdir / ".env").write_text(HOSTILE_ENV)
+        monkeypatch.chdir(workdir)
+        return workdir / ".env"
+
+    def test_the_env_file_would_change_settings_if_read(self, hostile_env_file: Path) -> None:
+        with pytest.raises(ValidationError, match="SECRET_KEY"):
+            Settings(_env_file=hostile_env_file)
+        assert FilesConfig(_env_file=hostile_env_file).max_upload_bytes == 1
+        assert SheetConfig(_env_file=hostile_env_file).max_rows == 1
+
+    @pytest.mark.usefixtures("hostile_env_file")
+    @pytest.mark.parametrize("config_class", [AuthConfig, StudyConfig, FilesConfig, SheetConfig])
+    def test_module_settings_ignore_it(self, config_class: type[BaseSettings]) -> None:
+        assert config_class() == config_class.model_construct()
+
+    async def test_the_apps_settings_ignore_it(
+        self, hostile_env_file: Path, app: FastAPI, settings: Settings
+    ) -> None:
+        assert (settings.environment, settings.log_level) == ("test", "INFO")
+        assert settings.storage_backend == "local"
+        assert app.state.study_config == StudyConfig.model_construct()
+        assert app.state.files_config == FilesConfig.model_construct()
+        assert app.state.sheet_config == SheetConfig.model_construct()
+        assert Settings() == Settings.model_construct()
+
+    def test_the_apps_variables_are_not_inherited_from_the_shell(self) -> None:
+        read = set().union(*(environment_names(cls) for cls in settings_classes()))
+        assert {Settings, AuthConfig, StudyConfig, FilesConfig, SheetConfig} <= set(
+            settings_classes()
+        )
+        assert read & {name.upper() for name in os.environ} == set()

@@ -30,7 +30,7 @@ CHEAP_ARGON2: dict[str, Any] = {
 def make_config(**values: Any) -> AuthConfig:
     """AuthConfig for tests: cheap hashing, plain-http cookies, no .env file."""
     return AuthConfig(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         **{"cookie_secure": False, **CHEAP_ARGON2, **values},
     )
 

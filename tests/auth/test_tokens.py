@@ -166,7 +166,7 @@ class TestForgedTokens:
 
     async def test_non_ascii_token_is_401(self, client: httpx.AsyncClient) -> None:
         response = await client.get(
-            f"{AUTH}/me", headers={"Authorization": "Bearer ünïcødé".encode()}
+            f"{AUTH}/me", headers={b"Authorization": "Bearer ünïcødé".encode()}
         )
         assert_error(response, 401, "INVALID_TOKEN")
 

@@ -78,7 +78,7 @@ class TestListUsers:
         client: httpx.AsyncClient,
         session: AsyncSession,
         settings: Settings,
-        params: dict[str, object],
+        params: dict[str, str | int],
     ) -> None:
         admin = await create_user(session, role="admin")
         response = await client.get(
@@ -94,7 +94,7 @@ class TestUpdateUser:
         admin = await create_user(session, role="admin")
         user = await create_user(session)
         user_headers = auth_headers(settings, user)
-        assert (await client.get(f"{AUTH}/users", headers=user_headers)).status_code == 403
+        assert_error(await client.get(f"{AUTH}/users", headers=user_headers), 403, "FORBIDDEN")
         response = await client.patch(
             f"{AUTH}/users/{user.id}", json={"role": "admin"}, headers=auth_headers(settings, admin)
         )

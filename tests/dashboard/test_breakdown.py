@@ -88,7 +88,7 @@ class TestBreakdownRequests:
 
     async def test_anonymous_is_refused(self, client: httpx.AsyncClient) -> None:
         response = await client.get(BREAKDOWN, params={"by": "sex"})
-        assert response.status_code == 401
+        assert (response.status_code, response.json()["code"]) == (401, "INVALID_TOKEN")
 
     @pytest.mark.parametrize(
         "params", [{}, {"by": "cell_line"}, {"by": "sex", "limit": 0}, {"by": "sex", "limit": 1001}]

@@ -269,4 +269,4 @@ class TestTimeseriesAccess:
 
     async def test_anonymous_is_refused(self, client: httpx.AsyncClient) -> None:
         response = await client.get(SERIES)
-        assert response.status_code == 401
+        assert (response.status_code, response.json()["code"]) == (401, "INVALID_TOKEN")

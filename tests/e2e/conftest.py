@@ -429,4 +429,4 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         for value in funcargs.values():
             if isinstance(value, Stack):
                 report.sections.append((f"servers ({value.backend})", value.diagnostics()))  # type: ignore[attr-defined]
-    return report  # type: ignore[return-value]
+    return report

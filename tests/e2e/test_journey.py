@@ -177,7 +177,8 @@ class TestJourney:
         assert expect(too_big, 413).json()["code"] == "PAYLOAD_TOO_LARGE"
         assert too_big.json()["request_id"] == too_big.headers["x-request-id"]
         # Not public: an anonymous visitor cannot tell it exists.
-        assert client.get(f"/api/v1/studies/{journey.accession}").status_code == 404
+        hidden = expect(client.get(f"/api/v1/studies/{journey.accession}"), 404)
+        assert hidden.json()["code"] == "STUDY_NOT_FOUND"
         journey.done.append("create_study")
 
     def test_upload_sample_sheet(self, journey: Journey, client: httpx.Client) -> None:

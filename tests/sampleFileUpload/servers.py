@@ -61,6 +61,7 @@ class ApiServer:
     """``uvicorn --factory src.app:create_app`` configured by environment variables."""
 
     def __init__(self, database_url: str, data_dir: Path, **env: str) -> None:
+        self.data_dir = data_dir
         self.env = {
             **os.environ,
             "ENVIRONMENT": "test",
@@ -84,6 +85,7 @@ class ApiServer:
     def start(self) -> ApiServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -91,6 +93,8 @@ class ApiServer:
                 "uvicorn",
                 "--factory",
                 "src.app:create_app",
+                "--app-dir",
+                str(ROOT),
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -99,7 +103,8 @@ class ApiServer:
                 "--log-level",
                 "warning",
             ],
-            cwd=ROOT,
+            # Not the repository: a developer's .env there must not configure the server.
+            cwd=self.data_dir,
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

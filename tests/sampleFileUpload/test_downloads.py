@@ -201,9 +201,11 @@ class TestVisibility:
         settings: Settings,
         file_id: str,
     ) -> None:
-        assert (await client.get(download(file_id))).status_code == 404
+        response = await client.get(download(file_id))
+        assert (response.status_code, response.json()["code"]) == (404, "FILE_NOT_FOUND")
         assert (await client.head(download(file_id))).status_code == 404
-        assert (await client.get(f"/api/v1/files/{file_id}")).status_code == 404
+        response = await client.get(f"/api/v1/files/{file_id}")
+        assert (response.status_code, response.json()["code"]) == (404, "FILE_NOT_FOUND")
         stranger = auth_headers(settings, await create_user(session))
         response = await client.get(download(file_id), headers=stranger)
         assert response.status_code == 404
@@ -230,7 +232,8 @@ class TestVisibility:
         invalid = (await client.put(url, headers=headers, content=data)).json()
         assert invalid["status"] == "invalid"
         await publish(session, study)
-        assert (await client.get(download(invalid["id"]))).status_code == 404
+        hidden = await client.get(download(invalid["id"]))
+        assert (hidden.status_code, hidden.json()["code"]) == (404, "FILE_NOT_FOUND")
         listed = await client.get(FILES.format(study=study.accession))
         assert [f["id"] for f in listed.json()] == [file_id]
         assert (await client.get(download(invalid["id"]), headers=headers)).status_code == 200
@@ -243,4 +246,5 @@ class TestVisibility:
         file_id: str,
     ) -> None:
         await session.execute(update(SampleFile).values(status=FileStatus.UPLOADING))
-        assert (await client.get(download(file_id), headers=headers)).status_code == 404
+        response = await client.get(download(file_id), headers=headers)
+        assert (response.status_code, response.json()["code"]) == (404, "FILE_NOT_FOUND")

@@ -249,7 +249,7 @@ class TestValidationLane:
 
         with pytest.raises(ValidatorUnavailableError) as caught:
             await the_rest()
-        assert caught.value.status_code == 503
+        assert (caught.value.status_code, caught.value.code) == (503, "VALIDATOR_UNAVAILABLE")
         digest.close()
 
     async def test_a_shut_down_pool_is_a_503(self) -> None:

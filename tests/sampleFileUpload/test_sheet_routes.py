@@ -86,7 +86,7 @@ class TestTemplateAndChecklist:
 
     async def test_unknown_template_format_is_422(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/api/v1/sample-sheets/template", params={"format": "pdf"})
-        assert response.status_code == 422
+        assert (response.status_code, response.json()["code"]) == (422, "VALIDATION_ERROR")
 
     async def test_checklist_lists_every_field(self, client: httpx.AsyncClient) -> None:
         fields = (await client.get("/api/v1/sample-sheets/checklist")).json()
@@ -157,7 +157,7 @@ class TestValidate:
         self, client: httpx.AsyncClient, headers: dict[str, str], study: Study
     ) -> None:
         response = await upload(client, study, headers, HEADER, format="docx")
-        assert response.status_code == 422
+        assert (response.status_code, response.json()["code"]) == (422, "VALIDATION_ERROR")
 
     async def test_missing_file_field_is_422(
         self, client: httpx.AsyncClient, headers: dict[str, str], study: Study
@@ -241,7 +241,7 @@ class TestApply:
 
         locked = await create_study(session, owner=owner, status=StudyStatus.IN_REVIEW)
         response = await upload(client, locked, headers, HEADER + "S1,x,,\n", mode="append")
-        assert response.status_code == 409
+        assert (response.status_code, response.json()["code"]) == (409, "STUDY_LOCKED")
 
 
 class TestLimits:
@@ -334,7 +334,7 @@ class TestExport:
         self, client: httpx.AsyncClient, study: Study
     ) -> None:
         response = await client.get(f"/api/v1/studies/{study.accession}/samples/export")
-        assert response.status_code == 404
+        assert (response.status_code, response.json()["code"]) == (404, "STUDY_NOT_FOUND")
 
 
 sample_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,15}", fullmatch=True)

@@ -412,7 +412,11 @@ class TestNeutralisation:
 
     @pytest.mark.parametrize("sheet_format", ["csv", "tsv", "xlsx"])
     def test_formulas_neutralised_on_writing(self, sheet_format: str) -> None:
-        sample = {"sample_id": "S1", "organism": "human", "tissue": "=HYPERLINK(1)"}
+        sample: dict[str, object] = {
+            "sample_id": "S1",
+            "organism": "human",
+            "tissue": "=HYPERLINK(1)",
+        }
         sample["attributes"] = {"@cmd": "-2+3", "note": "'kept"}
         data = write_sheet([sample], format=sheet_format)
         if sheet_format == "xlsx":

@@ -153,7 +153,7 @@ class TestDiscovery:
         response = await client.post(
             UPLOADS, headers={**headers, "Tus-Resumable": "0.2.2", "Upload-Length": "10"}
         )
-        assert response.status_code == 412
+        assert (response.status_code, response.json()["code"]) == (412, "TUS_VERSION_UNSUPPORTED")
         assert response.headers["tus-version"] == "1.0.0"
         assert response.headers["tus-resumable"] == "1.0.0"
 
@@ -439,7 +439,10 @@ class TestRefusals:
         response = await patch(
             client, location, headers, 0, b"x", **{"Upload-Checksum": "crc32 AAAAAA=="}
         )
-        assert response.status_code == 400
+        assert (response.status_code, response.json()["code"]) == (
+            400,
+            "UNSUPPORTED_CHECKSUM_ALGORITHM",
+        )
 
     async def test_whole_file_checksum_mismatch_keeps_nothing(
         self,
@@ -466,14 +469,14 @@ class TestRefusals:
         response = await client.patch(
             location, headers={**headers, "Upload-Offset": "0"}, content=b"x"
         )
-        assert response.status_code == 415
+        assert (response.status_code, response.json()["code"]) == (415, "INVALID_CONTENT_TYPE")
 
     async def test_chunk_past_the_length_is_413(
         self, client: httpx.AsyncClient, headers: dict[str, str], study: Study
     ) -> None:
         location = (await create(client, headers, study, 10)).headers["location"]
         response = await patch(client, location, headers, 0, b"x" * 11)
-        assert response.status_code == 413
+        assert (response.status_code, response.json()["code"]) == (413, "FILE_TOO_LARGE")
 
     async def test_another_users_upload_is_404(
         self,
@@ -622,7 +625,7 @@ class TestCreationChecks:
         self, client: httpx.AsyncClient, headers: dict[str, str], study: Study
     ) -> None:
         response = await client.post(UPLOADS, headers=headers)
-        assert response.status_code == 400
+        assert (response.status_code, response.json()["code"]) == (400, "INVALID_UPLOAD_REQUEST")
 
     @pytest.mark.parametrize(
         ("filename", "status", "code"),
@@ -667,12 +670,14 @@ class TestCreationChecks:
         headers: dict[str, str],
     ) -> None:
         locked = await create_study(session, owner=owner, samples=1, status=StudyStatus.IN_REVIEW)
-        assert (await create(client, headers, locked, 10)).status_code == 409
+        refused = await create(client, headers, locked, 10)
+        assert (refused.status_code, refused.json()["code"]) == (409, "STUDY_LOCKED")
         draft = await create_study(session, owner=owner, samples=1)
         stranger = {**auth_headers(settings, await create_user(session)), **TUS}
-        assert (await create(client, stranger, draft, 10)).status_code == 404
+        refused = await create(client, stranger, draft, 10)
+        assert (refused.status_code, refused.json()["code"]) == (404, "STUDY_NOT_FOUND")
         anonymous = await create(client, TUS, draft, 10)
-        assert anonymous.status_code == 401
+        assert (anonymous.status_code, anonymous.json()["code"]) == (401, "INVALID_TOKEN")
 
     async def test_same_name_as_an_existing_file(
         self, client: httpx.AsyncClient, headers: dict[str, str], study: Study

@@ -394,7 +394,7 @@ class TestLimits:
     ) -> None:
         app.state.files_config = FilesConfig(max_upload_bytes=5000)
         response = await post_file(client, url, headers, "big.fastq", records(2000))
-        assert response.status_code == 413
+        assert (response.status_code, response.json()["code"]) == (413, "FILE_TOO_LARGE")
         assert await stored_objects(app.state.storage) == []
 
     async def test_quota_counts_what_the_user_stores(
@@ -410,14 +410,14 @@ class TestLimits:
 class TestPermissions:
     async def test_anonymous_is_401(self, client: httpx.AsyncClient, url: str) -> None:
         response = await post_file(client, url, {}, "a.fastq", GOOD)
-        assert response.status_code == 401
+        assert (response.status_code, response.json()["code"]) == (401, "INVALID_TOKEN")
 
     async def test_stranger_is_404(
         self, client: httpx.AsyncClient, session: AsyncSession, settings: Settings, url: str
     ) -> None:
         stranger = await create_user(session)
         response = await post_file(client, url, auth_headers(settings, stranger), "a.fq", GOOD)
-        assert response.status_code == 404
+        assert (response.status_code, response.json()["code"]) == (404, "STUDY_NOT_FOUND")
 
     async def test_viewer_is_403(
         self,
@@ -430,7 +430,7 @@ class TestPermissions:
         viewer = await create_user(session)
         await add_member(session, study=study, user=viewer, role=MemberRole.VIEWER)
         response = await put_file(client, url, auth_headers(settings, viewer), "a.fq", GOOD)
-        assert response.status_code == 403
+        assert (response.status_code, response.json()["code"]) == (403, "FORBIDDEN")
 
     async def test_editor_may_upload(
         self,
@@ -483,9 +483,8 @@ class TestReadAndDelete:
         assert len(await stored_objects(app.state.storage)) == 2
         deleted = await client.delete(f"/api/v1/files/{first['id']}", headers=headers)
         assert deleted.status_code == 204
-        assert (
-            await client.get(f"/api/v1/files/{first['id']}", headers=headers)
-        ).status_code == 404
+        gone = await client.get(f"/api/v1/files/{first['id']}", headers=headers)
+        assert (gone.status_code, gone.json()["code"]) == (404, "FILE_NOT_FOUND")
         assert len(await stored_objects(app.state.storage)) == 1
         events = list(await session.scalars(select(StudyEvent.action)))
         assert "file.deleted" in events
@@ -503,7 +502,7 @@ class TestReadAndDelete:
             update(Study).where(Study.id == study.id).values(status=StudyStatus.IN_REVIEW)
         )
         response = await client.delete(f"/api/v1/files/{created['id']}", headers=headers)
-        assert response.status_code == 409
+        assert (response.status_code, response.json()["code"]) == (409, "STUDY_LOCKED")
 
     async def test_unknown_file_is_404(
         self, client: httpx.AsyncClient, headers: dict[str, str]

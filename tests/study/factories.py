@@ -36,7 +36,7 @@ async def create_study(
             SampleCreate(sample_id=f"S{n + 1}", organism="Mus musculus") for n in range(samples)
         ]
         or None,
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )
     study = await service.create(session, data=data, owner=owner, accession_prefix="MOSAIC")
     if files:

@@ -115,7 +115,9 @@ class TestCreateSample:
             "text",
         ):
             response = await client.post(url(study), headers=headers, json=payload)
-            assert response.status_code == 422, payload
+            assert (response.status_code, response.json()["code"]) == (422, "VALIDATION_ERROR"), (
+                payload
+            )
 
 
 class TestReadSamples:
@@ -179,11 +181,12 @@ class TestUpdateSample:
         cleared = await client.patch(url(study, "/S1"), headers=headers, json={"tissue": None})
         assert cleared.json()["tissue"] is None
         bad = await client.patch(url(study, "/S1"), headers=headers, json={"organism": None})
-        assert bad.status_code == 422
+        assert (bad.status_code, bad.json()["code"]) == (422, "INVALID_SAMPLE")
         renamed = await client.patch(url(study, "/S1"), headers=headers, json={"sample_id": "S9"})
         assert renamed.json()["sample_id"] == "S9"
         assert renamed.json()["sample"] == "S9"
-        assert (await client.get(url(study, "/S1"), headers=headers)).status_code == 404
+        gone = await client.get(url(study, "/S1"), headers=headers)
+        assert (gone.status_code, gone.json()["code"]) == (404, "SAMPLE_NOT_FOUND")
 
     async def test_rename_onto_another_sample_is_409(
         self, client: httpx.AsyncClient, headers: dict[str, str], study: Study
@@ -193,7 +196,7 @@ class TestUpdateSample:
                 url(study), headers=headers, json={"sample_id": sample_id, "organism": "x"}
             )
         response = await client.patch(url(study, "/S1"), headers=headers, json={"sample_id": "s2"})
-        assert response.status_code == 409
+        assert (response.status_code, response.json()["code"]) == (409, "SAMPLE_ID_TAKEN")
 
 
 class TestDeleteSample:

@@ -141,7 +141,7 @@ class TestCreateStudy:
 
     async def test_anonymous_cannot_create(self, client: httpx.AsyncClient) -> None:
         response = await client.post(API, json={"title": "x"})
-        assert response.status_code == 401
+        assert (response.status_code, response.json()["code"]) == (401, "INVALID_TOKEN")
 
 
 class TestGetStudy:
@@ -214,7 +214,7 @@ class TestListStudies:
         every = await accessions(auth_headers(settings, reviewer), scope="all")
         assert {mine.accession, shared.accession, embargoed.accession} <= every
         refused = await client.get(API, headers=as_alice, params={"scope": "all"})
-        assert refused.status_code == 403
+        assert (refused.status_code, refused.json()["code"]) == (403, "FORBIDDEN")
 
     async def test_search_filters_sort_and_paging(
         self, client: httpx.AsyncClient, session: AsyncSession, settings: Settings, owner: User
@@ -239,9 +239,8 @@ class TestListStudies:
         page = (await client.get(API, headers=headers, params={"page_size": 2, "page": 2})).json()
         assert page["total"] == 3
         assert (page["page"], page["page_size"], len(page["items"])) == (2, 2, 1)
-        assert (
-            await client.get(API, headers=headers, params={"page_size": 101})
-        ).status_code == 422
+        refused = await client.get(API, headers=headers, params={"page_size": 101})
+        assert (refused.status_code, refused.json()["code"]) == (422, "VALIDATION_ERROR")
 
     async def test_organism_and_status_filters(
         self, client: httpx.AsyncClient, session: AsyncSession, settings: Settings, owner: User
@@ -382,7 +381,8 @@ class TestLifecycle:
         now = await create_study(
             session, owner=owner, status=StudyStatus.PUBLISHED, release_date=today()
         )
-        assert (await client.get(f"{API}/{later.accession}")).status_code == 404
+        hidden = await client.get(f"{API}/{later.accession}")
+        assert (hidden.status_code, hidden.json()["code"]) == (404, "STUDY_NOT_FOUND")
         assert (await client.get(f"{API}/{now.accession}")).status_code == 200
 
 
@@ -487,10 +487,10 @@ class TestMembers:
         assert [(m["user"]["id"], m["role"]) for m in listed] == [(str(colleague.id), "editor")]
         removed = await client.delete(f"{url}/{colleague.id}", headers=headers)
         assert removed.status_code == 204
-        assert (
-            await client.get(f"{API}/{study.accession}", headers=as_colleague)
-        ).status_code == 404
-        assert (await client.delete(f"{url}/{colleague.id}", headers=headers)).status_code == 404
+        hidden = await client.get(f"{API}/{study.accession}", headers=as_colleague)
+        assert (hidden.status_code, hidden.json()["code"]) == (404, "STUDY_NOT_FOUND")
+        again = await client.delete(f"{url}/{colleague.id}", headers=headers)
+        assert (again.status_code, again.json()["code"]) == (404, "MEMBER_NOT_FOUND")
         assert await actions(session, study.id) == [
             "study.created",
             "member.set",
@@ -511,7 +511,7 @@ class TestMembers:
         itself = await client.put(
             url, headers=headers, json={"email": owner.email, "role": "editor"}
         )
-        assert itself.status_code == 409
+        assert (itself.status_code, itself.json()["code"]) == (409, "OWNER_NOT_MEMBER")
 
 
 class TestDeleteStudy:
@@ -532,7 +532,8 @@ class TestDeleteStudy:
         assert await storage.exists(key)
         response = await client.delete(f"{API}/{study.accession}", headers=headers)
         assert response.status_code == 204
-        assert (await client.get(f"{API}/{study.accession}", headers=headers)).status_code == 404
+        gone = await client.get(f"{API}/{study.accession}", headers=headers)
+        assert (gone.status_code, gone.json()["code"]) == (404, "STUDY_NOT_FOUND")
         remaining = await session.execute(
             select(func.count(SampleFile.id))
             .join(Sample, SampleFile.sample_pk == Sample.id)

@@ -116,7 +116,7 @@ def main() -> None:
             "  ".join(cell.ljust(18) for cell in row).rstrip() + "\n" for row in [HEADER, *ROWS]
         ).encode(),
     )
-    objects = [dict(zip(HEADER, row, strict=True)) for row in ROWS]
+    objects: list[dict[str, object]] = [dict(zip(HEADER, row, strict=True)) for row in ROWS]
     objects[0]["Biological_Repeat"] = 1  # a JSON number
     objects[1]["attributes"] = {"Weight": 2.5}
     write("valid.json", json.dumps(objects, indent=1).encode())
