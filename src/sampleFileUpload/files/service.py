@@ -1,5 +1,6 @@
-"""Database work of sequence files and tus uploads. Plain async functions: they flush, never
-commit; the upload flows (ingest and tus) decide where a transaction ends, so that none stays
+"""Database work of sequence files: storage keys, quotas, file names, the re-check after a
+stream, recording, listing and deleting files. Plain async functions: they flush, never commit;
+the upload flows (``uploads.py`` and tus) decide where a transaction ends, so that none stays
 open while a body streams.
 
 Quotas count what a user stores (their files' sizes) plus what their unfinished tus uploads
@@ -9,31 +10,27 @@ have reserved (each upload's declared length).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from src.auth.models import User
 from src.database import after_commit, utcnow
 from src.sampleFileUpload.config import FilesConfig
-from src.sampleFileUpload.exceptions import (
+from src.sampleFileUpload.files.exceptions import (
     FileExistsInSampleError,
     FileTooLargeError,
     QuotaExceededError,
 )
-from src.sampleFileUpload.ingest import Ingested
+from src.sampleFileUpload.files.ingest import Ingested
 from src.storage import Storage
 from src.study import service as study_service
-from src.study.constants import AccessRole, EventAction, FileStatus, ReadKind, StudyStatus
-from src.study.exceptions import ForbiddenError, SampleNotFoundError, StudyLockedError
+from src.study.constants import EventAction, FileStatus, ReadKind
+from src.study.exceptions import SampleNotFoundError
 from src.study.models import Sample, SampleFile, Study, Upload
+from src.study.permissions import ensure_editable_draft
 from src.study.service import StudyView
-
-EDITORS = frozenset({AccessRole.OWNER, AccessRole.EDITOR})
 
 
 def new_storage_key(study_id: uuid.UUID) -> str:
@@ -118,12 +115,10 @@ async def recheck_target(
         .execution_options(populate_existing=True)
     )
     view = await study_service.get_view(session, reference=str(study_id), user=user)
-    if view.my_role not in EDITORS:
-        raise ForbiddenError
-    if view.study.status != StudyStatus.DRAFT:
-        raise StudyLockedError(
-            f"The study became {view.study.status.value} while the file was uploading."
-        )
+    ensure_editable_draft(
+        view,
+        locked_detail=f"The study became {view.study.status.value} while the file was uploading.",
+    )
     sample = await session.scalar(
         select(Sample)
         .where(Sample.id == sample_pk)
@@ -135,7 +130,7 @@ async def recheck_target(
     return view, sample
 
 
-def _apply(file: SampleFile, ingested: Ingested) -> None:
+def apply_ingested(file: SampleFile, ingested: Ingested) -> None:
     report = ingested.report
     file.size = ingested.size
     file.md5 = ingested.md5
@@ -153,7 +148,7 @@ def _apply(file: SampleFile, ingested: Ingested) -> None:
     ]
 
 
-async def _new_file(
+async def new_file(
     session: AsyncSession,
     *,
     sample: Sample,
@@ -175,7 +170,7 @@ async def _new_file(
     )
 
 
-def _file_added(session: AsyncSession, view: StudyView, user: User, file: SampleFile) -> None:
+def file_added(session: AsyncSession, view: StudyView, user: User, file: SampleFile) -> None:
     view.study.updated_at = utcnow()
     study_service.record_event(
         session,
@@ -204,13 +199,13 @@ async def add_file(
     ingested: Ingested,
 ) -> SampleFile:
     """Record a stored, validated file in ``sample``."""
-    file = await _new_file(
+    file = await new_file(
         session, sample=sample, user=user, filename=filename, read=read, storage_key=storage_key
     )
-    _apply(file, ingested)
+    apply_ingested(file, ingested)
     file.sample_record = sample
     session.add(file)
-    _file_added(session, view, user, file)
+    file_added(session, view, user, file)
     await session.flush()
     return file
 
@@ -272,199 +267,3 @@ async def delete_file(
                 await storage.abort_state(upload_key, state)
 
     after_commit(session, remove)
-
-
-# ---------------------------------------------------------------------------------------------
-# tus uploads.
-
-
-async def create_upload(
-    session: AsyncSession,
-    *,
-    view: StudyView,
-    sample: Sample,
-    user: User,
-    filename: str,
-    read: ReadKind,
-    length: int,
-    declared_md5: str | None,
-    declared_sha256: str | None,
-    storage_key: str,
-    storage_state: dict[str, Any],
-    expires_at: datetime,
-) -> Upload:
-    """An upload and the ``uploading`` file it will complete."""
-    file = await _new_file(
-        session, sample=sample, user=user, filename=filename, read=read, storage_key=storage_key
-    )
-    file.size = 0
-    file.status = FileStatus.UPLOADING
-    file.validation_errors = []
-    session.add(file)
-    await session.flush()
-    upload = Upload(
-        id=uuid.uuid4(),
-        owner_id=user.id,
-        study_id=view.study.id,
-        sample_pk=sample.id,
-        filename=filename,
-        read=read,
-        declared_md5=declared_md5,
-        declared_sha256=declared_sha256,
-        length=length,
-        offset=0,
-        storage_key=storage_key,
-        storage_state=storage_state,
-        file_id=file.id,
-        expires_at=expires_at,
-    )
-    session.add(upload)
-    await session.flush()
-    return upload
-
-
-async def get_upload(session: AsyncSession, *, upload_id: uuid.UUID) -> Upload | None:
-    return await session.scalar(
-        select(Upload).where(Upload.id == upload_id).execution_options(populate_existing=True)
-    )
-
-
-async def take_lease(
-    session: AsyncSession,
-    *,
-    upload_id: uuid.UUID,
-    offset: int,
-    token: str,
-    seconds: float,
-) -> bool:
-    """Claim the upload for one PATCH at ``offset``; False if it moved or someone holds it."""
-    now = utcnow()
-    result = await session.execute(
-        update(Upload)
-        .where(
-            Upload.id == upload_id,
-            Upload.offset == offset,
-            or_(Upload.lease_token.is_(None), Upload.lease_expires_at < now),
-        )
-        .values(lease_token=token, lease_expires_at=now + timedelta(seconds=seconds))
-        .execution_options(synchronize_session=False)
-    )
-    return _rowcount(result) == 1
-
-
-async def renew_lease(
-    session: AsyncSession, *, upload_id: uuid.UUID, token: str, seconds: float
-) -> bool:
-    result = await session.execute(
-        update(Upload)
-        .where(Upload.id == upload_id, Upload.lease_token == token)
-        .values(lease_expires_at=utcnow() + timedelta(seconds=seconds))
-        .execution_options(synchronize_session=False)
-    )
-    return _rowcount(result) == 1
-
-
-async def release_lease(session: AsyncSession, *, upload_id: uuid.UUID, token: str) -> None:
-    await session.execute(
-        update(Upload)
-        .where(Upload.id == upload_id, Upload.lease_token == token)
-        .values(lease_token=None, lease_expires_at=None)
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def save_progress(
-    session: AsyncSession,
-    *,
-    upload_id: uuid.UUID,
-    token: str,
-    offset: int,
-    storage_state: dict[str, Any],
-    expires_at: datetime,
-    keep_lease: bool,
-) -> bool:
-    """Record durable progress made under the lease ``token``; False if the lease was lost."""
-    values: dict[str, Any] = {
-        "offset": offset,
-        "storage_state": storage_state,
-        "expires_at": expires_at,
-        "updated_at": utcnow(),
-    }
-    if not keep_lease:
-        values.update(lease_token=None, lease_expires_at=None)
-    result = await session.execute(
-        update(Upload)
-        .where(Upload.id == upload_id, Upload.lease_token == token)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return _rowcount(result) == 1
-
-
-async def complete_upload(
-    session: AsyncSession,
-    *,
-    upload: Upload,
-    view: StudyView,
-    sample: Sample,
-    user: User,
-    ingested: Ingested,
-) -> SampleFile:
-    """Turn the upload's ``uploading`` file into a valid or invalid one; drop the upload."""
-    file = await session.get(SampleFile, upload.file_id, populate_existing=True)
-    if file is None:  # the file was deleted meanwhile: the upload went with it
-        raise SampleNotFoundError("The file was deleted while it was uploading.")
-    _apply(file, ingested)
-    file.sample_record = sample
-    await session.execute(delete(Upload).where(Upload.id == upload.id))
-    _file_added(session, view, user, file)
-    await session.flush()
-    return file
-
-
-async def forget_upload(session: AsyncSession, *, upload: Upload) -> None:
-    """Delete an upload and its unfinished file record (stored bytes are the caller's)."""
-    await session.execute(delete(Upload).where(Upload.id == upload.id))
-    if upload.file_id is not None:
-        await session.execute(
-            delete(SampleFile).where(
-                SampleFile.id == upload.file_id, SampleFile.status == FileStatus.UPLOADING
-            )
-        )
-    await session.flush()
-
-
-async def expired_uploads(session: AsyncSession, *, limit: int) -> Sequence[Upload]:
-    """Expired uploads nobody is writing to, oldest first."""
-    now = utcnow()
-    result = await session.scalars(
-        select(Upload)
-        .where(
-            Upload.expires_at <= now,
-            or_(Upload.lease_token.is_(None), Upload.lease_expires_at < now),
-        )
-        .order_by(Upload.expires_at)
-        .limit(limit)
-    )
-    return result.all()
-
-
-async def stranded_uploads(session: AsyncSession, *, limit: int) -> Sequence[Upload]:
-    """Uploads that hold every byte but were never finished (the process that received the last
-    chunk died before recording the file), with nobody holding them, oldest first."""
-    now = utcnow()
-    result = await session.scalars(
-        select(Upload)
-        .where(
-            Upload.offset == Upload.length,
-            Upload.expires_at > now,
-            or_(Upload.lease_token.is_(None), Upload.lease_expires_at < now),
-        )
-        .order_by(Upload.updated_at)
-        .limit(limit)
-    )
-    return result.all()
-
-
-def _rowcount(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)

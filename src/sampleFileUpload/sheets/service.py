@@ -1,13 +1,13 @@
 """Sample sheets against a study: validate, append or replace in one transaction, export.
 
-Parsing and checking (src/sampleFileUpload/sheets.py) run in a worker thread; this file adds what
-needs the database: sample_ids already in the study, the atomic apply, the audit event.
+Parsing, checking and writing (``parse.py``, ``validate.py``, ``write.py``) run in a worker
+thread; this file adds what needs the database: sample_ids already in the study, the atomic
+apply, the audit event. No FastAPI here: the routes in ``router.py`` call these.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import partial
 from typing import Any
 
@@ -15,9 +15,19 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User
-from src.sampleFileUpload import sheets
 from src.sampleFileUpload.config import SheetLimits
-from src.sampleFileUpload.exceptions import SheetInvalidError, SheetTooLargeError
+from src.sampleFileUpload.sheets.exceptions import SheetInvalidError, SheetTooLargeError
+from src.sampleFileUpload.sheets.parse import ParsedSheet, parse_sheet
+from src.sampleFileUpload.sheets.schemas import (
+    ExportFormat,
+    ReportFormat,
+    SheetFormat,
+    SheetMode,
+    TemplateFormat,
+)
+from src.sampleFileUpload.sheets.validate import SheetReport, flag_taken_sample_ids, validate_sheet
+from src.sampleFileUpload.sheets.write import template as write_template
+from src.sampleFileUpload.sheets.write import write_report, write_sheet
 from src.storage import Storage
 from src.study import service as study_service
 from src.study.checklist import FIELD_NAMES
@@ -25,55 +35,23 @@ from src.study.constants import EventAction
 from src.study.models import Sample, Study
 
 
-class SheetMode(StrEnum):
-    VALIDATE = "validate"
-    APPEND = "append"
-    REPLACE = "replace"
-
-
-class SheetFormat(StrEnum):
-    CSV = "csv"
-    TSV = "tsv"
-    TXT = "txt"
-    JSON = "json"
-    XLSX = "xlsx"
-
-
-class ExportFormat(StrEnum):
-    CSV = "csv"
-    TSV = "tsv"
-    JSON = "json"
-    XLSX = "xlsx"
-
-
-class TemplateFormat(StrEnum):
-    CSV = "csv"
-    TSV = "tsv"
-    XLSX = "xlsx"
-
-
-class ReportFormat(StrEnum):
-    CSV = "csv"
-    XLSX = "xlsx"
-
-
 @dataclass
 class SheetOutcome:
     """The report of one import, and what was parsed (for an annotated-sheet report)."""
 
     report: dict[str, Any]
-    parsed: sheets.ParsedSheet
-    checked: sheets.SheetReport
+    parsed: ParsedSheet
+    checked: SheetReport
     applied: bool
 
 
 def _parse_and_check(
     data: bytes, filename: str | None, format: str | None, limits: SheetLimits
-) -> tuple[sheets.ParsedSheet, sheets.SheetReport]:
-    parsed = sheets.parse_sheet(
+) -> tuple[ParsedSheet, SheetReport]:
+    parsed = parse_sheet(
         data, filename=filename, format=format, max_bytes=limits.max_bytes, max_rows=limits.max_rows
     )
-    return parsed, sheets.validate_sheet(parsed)
+    return parsed, validate_sheet(parsed)
 
 
 def sample_as_row(sample: Sample) -> dict[str, Any]:
@@ -103,7 +81,7 @@ async def import_sheet(
         raise SheetTooLargeError(errors=[issue.as_dict() for issue in parsed.errors])
     existing = await study_service.all_samples(session, study=study)
     if mode == SheetMode.APPEND:
-        sheets.flag_taken_sample_ids(checked, (sample.sample_id for sample in existing))
+        flag_taken_sample_ids(checked, (sample.sample_id for sample in existing))
     report = checked.as_dict()
     report.update({"mode": mode.value, "created": 0, "replaced": 0})
     if mode == SheetMode.VALIDATE:
@@ -141,7 +119,7 @@ async def import_sheet(
 async def annotated_report(outcome: SheetOutcome, *, format: ReportFormat) -> bytes:
     """The user's own sheet with errors and warnings added row by row."""
     return await anyio.to_thread.run_sync(
-        partial(sheets.write_report, outcome.parsed, outcome.checked, format=format.value)
+        partial(write_report, outcome.parsed, outcome.checked, format=format.value)
     )
 
 
@@ -149,8 +127,9 @@ async def export_samples(session: AsyncSession, *, study: Study, format: ExportF
     """The study's samples as a sheet that imports back unchanged."""
     samples = await study_service.all_samples(session, study=study)
     rows = [sample_as_row(sample) for sample in samples]
-    return await anyio.to_thread.run_sync(partial(sheets.write_sheet, rows, format=format.value))
+    return await anyio.to_thread.run_sync(partial(write_sheet, rows, format=format.value))
 
 
 async def template(*, format: TemplateFormat) -> bytes:
-    return await anyio.to_thread.run_sync(partial(sheets.template, format.value))
+    """The template in ``format``: the checklist headers and one example row."""
+    return await anyio.to_thread.run_sync(partial(write_template, format.value))

@@ -15,7 +15,7 @@ from typing import Any
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from src.sampleFileUpload.exceptions import MalformedMultipartError
+from src.sampleFileUpload.files.exceptions import MalformedMultipartError
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 4096

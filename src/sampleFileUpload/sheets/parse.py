@@ -1,14 +1,9 @@
-"""Sample sheets: parse csv, tsv, txt, json and xlsx into rows, check them, and write them back.
+"""Parsing of sample sheets: csv, tsv, txt, json and xlsx bytes into a :class:`ParsedSheet`.
 
-:func:`parse_sheet` turns the bytes of an uploaded sheet into a :class:`ParsedSheet` (header, rows
-numbered as a spreadsheet shows them, and every problem found as a :class:`SheetIssue` with a stable
-:class:`SheetErrorCode`); bad input is reported, never raised. :func:`validate_sheet` applies the
-sample checklist (``src.study.checklist``) to every row and checks sample_id uniqueness across the
-sheet, giving a :class:`SheetReport`. :func:`write_sheet`, :func:`template` and
-:func:`write_report` produce files that parse back to the same rows: in csv, tsv and xlsx a cell
-starting with ``= + - @`` (or with ``'``, so that the escape itself round-trips) is written with a
-leading ``'``, and the parser removes exactly that one quote. Everything here is synchronous and
-CPU-bound; callers run it in a worker thread.
+:func:`parse_sheet` gives the header, rows numbered as a spreadsheet shows them, and every problem
+found as a :class:`SheetIssue` with a stable :class:`SheetErrorCode`; bad input is reported, never
+raised. The format comes from the request, the content or the file name, in that order. It is
+synchronous and CPU-bound; callers run it in a worker thread.
 """
 
 from __future__ import annotations
@@ -18,45 +13,22 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any
 
-from src.sampleFileUpload.constants import SheetErrorCode
-from src.study.checklist import (
-    EXPLICIT_ATTRIBUTE,
-    FIELDS,
-    FIELDS_BY_NAME,
-    SHEET_HEADERS,
-    check_resolved,
-    example_sample,
-    header_key,
-    match_header,
+from src.sampleFileUpload.sheets.cells import cell_text, clip, column_letter, unneutralise
+from src.sampleFileUpload.sheets.constants import (
+    DEFAULT_MAX_CELL_CHARS,
+    DEFAULT_MAX_COLUMNS,
+    DEFAULT_MAX_ROWS,
+    DEFAULT_MAX_UNCOMPRESSED_BYTES,
+    FORMATS,
+    MAX_COMPRESSION_RATIO,
+    MAX_ZIP_MEMBERS,
+    SheetErrorCode,
 )
-from src.study.constants import ChecklistCode
-
-SheetFormat = Literal["csv", "tsv", "txt", "json", "xlsx"]
-WriteFormat = Literal["csv", "tsv", "xlsx", "json"]
-ReportFormat = Literal["csv", "xlsx"]
-FORMATS: tuple[str, ...] = ("csv", "tsv", "txt", "json", "xlsx")
-WRITE_FORMATS: tuple[str, ...] = ("csv", "tsv", "xlsx", "json")
-MEDIA_TYPES: dict[str, str] = {
-    "csv": "text/csv; charset=utf-8",
-    "tsv": "text/tab-separated-values; charset=utf-8",
-    "json": "application/json",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
-
-DEFAULT_MAX_ROWS = 50_000
-DEFAULT_MAX_COLUMNS = 200
-DEFAULT_MAX_CELL_CHARS = 1024
-DEFAULT_MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024
-DEFAULT_MAX_ISSUES = 1000
-# A zip member expanding more than this many times (and past 1 MiB) is treated as a bomb: real
-# worksheet XML compresses 5-30 times.
-MAX_COMPRESSION_RATIO = 200
-MAX_ZIP_MEMBERS = 10_000
+from src.study.checklist import header_key
 
 _EXTENSIONS: dict[str, str] = {
     "csv": "csv",
@@ -67,9 +39,6 @@ _EXTENSIONS: dict[str, str] = {
     "xlsx": "xlsx",
     "xlsm": "xlsx",
 }
-# Cells starting with these are written with a leading quote, and only a quote followed by one
-# of them is removed on reading.
-_ESCAPED_STARTS = ("=", "+", "-", "@", "'")
 _BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\xd0\xcf\x11\xe0", "an old Excel .xls (or other OLE) file; save it as .xlsx"),
     (b"%PDF", "a PDF document"),
@@ -80,7 +49,6 @@ _BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 _MARKDOWN_RULE = re.compile(r"\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?")
 _TWO_OR_MORE_SPACES = re.compile(r" {2,}|\t")
-_ILLEGAL_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +104,7 @@ class ParsedSheet:
         value: str | None = None,
     ) -> None:
         """Record an error."""
-        self.errors.append(SheetIssue(row, column, code, message, _clip(value)))
+        self.errors.append(SheetIssue(row, column, code, message, clip(value)))
 
     def warn(
         self,
@@ -148,22 +116,7 @@ class ParsedSheet:
         value: str | None = None,
     ) -> None:
         """Record a warning."""
-        self.warnings.append(SheetIssue(row, column, code, message, _clip(value)))
-
-
-def column_letter(number: int) -> str:
-    """A spreadsheet's name for the 1-based column ``number``: A, B, ..., Z, AA, AB, ..."""
-    letters = ""
-    while number > 0:
-        number, remainder = divmod(number - 1, 26)
-        letters = chr(ord("A") + remainder) + letters
-    return letters
-
-
-def _clip(value: str | None, limit: int = 200) -> str | None:
-    if value is None or len(value) <= limit:
-        return value
-    return value[: limit - 3] + "..."
+        self.warnings.append(SheetIssue(row, column, code, message, clip(value)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,10 +125,6 @@ class _Limits:
     max_columns: int
     max_cell_chars: int
     max_uncompressed_bytes: int
-
-
-# --------------------------------------------------------------------------------------------
-# Parsing
 
 
 def parse_sheet(
@@ -342,21 +291,6 @@ def _decode(parsed: ParsedSheet, data: bytes) -> str | None:
         return None
     parsed.encoding = encoding
     return text
-
-
-def unneutralise(value: str) -> str:
-    """Undo the writers' formula neutralisation: drop one ``'`` before ``= + - @ '``."""
-    if len(value) > 1 and value[0] == "'" and value[1] in _ESCAPED_STARTS:
-        return value[1:]
-    return value
-
-
-def neutralise(value: str) -> str:
-    """Prefix ``'`` to a cell a spreadsheet could run as a formula (and to one starting with
-    ``'``, so that :func:`unneutralise` restores it exactly)."""
-    if value and value[0] in _ESCAPED_STARTS:
-        return "'" + value
-    return value
 
 
 def _parse_delimited(
@@ -553,17 +487,10 @@ def _check_header(parsed: ParsedSheet, cells: list[str], number: int) -> list[st
 
 
 def _json_scalar(value: object) -> str | None:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, str):
-        return value.strip()
-    return None
+    """A JSON value as cell text, or None for a nested object or list."""
+    if isinstance(value, (dict, list)):
+        return None
+    return cell_text(value).strip()
 
 
 def _parse_json(parsed: ParsedSheet, text: str, limits: _Limits) -> None:
@@ -761,422 +688,7 @@ def _xlsx_records(parsed: ParsedSheet, sheet: Any) -> Iterator[tuple[int, list[s
                 )
                 cells.append("")
             else:
-                cells.append(unneutralise(_xlsx_text(value).strip()))
+                cells.append(unneutralise(cell_text(value).strip()))
         if headers is None and any(cells):
             headers = cells
         yield number, cells
-
-
-def _xlsx_text(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, datetime):
-        if value.time() == time():
-            return value.date().isoformat()
-        return value.isoformat(sep=" ")
-    if isinstance(value, (date, time)):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return str(value)
-    return str(value)
-
-
-# --------------------------------------------------------------------------------------------
-# Validation
-
-
-@dataclass(slots=True)
-class SheetSample:
-    """One row after the checklist: ``values`` by API field name, ``attributes`` the rest."""
-
-    row: int
-    values: dict[str, Any]
-    attributes: dict[str, str]
-    valid: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        """The sample as the API's Sample input: checklist fields plus ``attributes``."""
-        return {**self.values, "attributes": dict(self.attributes)}
-
-
-@dataclass(slots=True)
-class SheetReport:
-    """The checklist applied to a parsed sheet. Issues beyond ``max_issues`` of a kind are counted
-    but not listed (an ``ISSUES_TRUNCATED`` warning says so)."""
-
-    format: str | None
-    row_count: int = 0
-    errors: list[SheetIssue] = field(default_factory=list)
-    warnings: list[SheetIssue] = field(default_factory=list)
-    samples: list[SheetSample] = field(default_factory=list)
-    columns: dict[str, str] = field(default_factory=dict)
-    error_count: int = 0
-    warning_count: int = 0
-    max_issues: int = DEFAULT_MAX_ISSUES
-    too_large: bool = False
-
-    @property
-    def valid(self) -> bool:
-        """True when no error was found (warnings allowed)."""
-        return self.error_count == 0
-
-    def column_for(self, field_name: str) -> str:
-        """The user's header for a checklist field (the standard header if the sheet lacks it)."""
-        return self.columns.get(field_name, FIELDS_BY_NAME[field_name].header)
-
-    def add_error(
-        self, row: int | None, column: str | None, code: str, message: str, value: str | None = None
-    ) -> None:
-        """Add an error in the report's shape (for the caller's own checks too)."""
-        self.error_count += 1
-        if len(self.errors) < self.max_issues:
-            self.errors.append(SheetIssue(row, column, code, message, _clip(value)))
-
-    def add_warning(
-        self, row: int | None, column: str | None, code: str, message: str, value: str | None = None
-    ) -> None:
-        """Add a warning in the report's shape."""
-        self.warning_count += 1
-        if len(self.warnings) < self.max_issues:
-            self.warnings.append(SheetIssue(row, column, code, message, _clip(value)))
-
-    def as_dict(self) -> dict[str, Any]:
-        """``{valid, format, row_count, error_count, warning_count, errors, warnings, samples}``;
-        the caller adds ``mode``, ``created`` and ``replaced``."""
-        errors = [issue.as_dict() for issue in sorted(self.errors, key=_issue_order)]
-        warnings = [issue.as_dict() for issue in sorted(self.warnings, key=_issue_order)]
-        hidden_errors = self.error_count - len(self.errors)
-        hidden_warnings = self.warning_count - len(self.warnings)
-        if hidden_errors or hidden_warnings:
-            warnings.append(
-                SheetIssue(
-                    None,
-                    None,
-                    SheetErrorCode.ISSUES_TRUNCATED,
-                    f"{hidden_errors} more errors and {hidden_warnings} more warnings are not "
-                    "listed",
-                ).as_dict()
-            )
-        return {
-            "valid": self.valid,
-            "format": self.format,
-            "row_count": self.row_count,
-            "error_count": self.error_count,
-            "warning_count": self.warning_count,
-            "errors": errors,
-            "warnings": warnings,
-            "samples": [sample.as_dict() for sample in self.samples],
-        }
-
-
-def _issue_order(issue: SheetIssue) -> int:
-    return issue.row or 0
-
-
-_NOT_COMPARED = frozenset({"sample_id", "sample", "description"})
-_COMPARED = tuple(f.name for f in FIELDS if f.name not in _NOT_COMPARED)
-_CELL_PROBLEMS = frozenset({SheetErrorCode.CELL_TOO_LONG, SheetErrorCode.FORMULA_CELL})
-
-
-def validate_sheet(
-    parsed: ParsedSheet, *, today: date | None = None, max_issues: int = DEFAULT_MAX_ISSUES
-) -> SheetReport:
-    """Apply the checklist to every row, check sample_id uniqueness (ignoring case) within the
-    sheet and flag samples identical in everything but sample_id, sample and description."""
-    report = SheetReport(
-        format=parsed.format,
-        row_count=len(parsed.rows),
-        max_issues=max_issues,
-        too_large=parsed.too_large,
-    )
-    for issue in parsed.errors:
-        report.add_error(issue.row, issue.column, issue.code, issue.message, issue.value)
-    for issue in parsed.warnings:
-        report.add_warning(issue.row, issue.column, issue.code, issue.message, issue.value)
-    if not parsed.headers:
-        return report
-
-    field_of: dict[str, str | None] = {}
-    header_keys: set[str] = set()
-    for header in parsed.headers:
-        key = header_key(header)
-        if not header or key in header_keys:
-            continue  # a duplicate: the parser reported it
-        header_keys.add(key)
-        if header in parsed.attribute_headers:
-            field_of[header] = EXPLICIT_ATTRIBUTE
-            continue
-        name = match_header(header)
-        if name is not None and name in report.columns:
-            report.add_error(
-                parsed.header_row,
-                header,
-                SheetErrorCode.DUPLICATE_HEADER,
-                f"{header!r} and {report.columns[name]!r} both give {name}; only the first is read",
-                header,
-            )
-            field_of[header] = ""
-            continue
-        field_of[header] = name
-        if name is None:
-            report.add_warning(
-                parsed.header_row,
-                header,
-                ChecklistCode.UNKNOWN_COLUMN,
-                f"{header!r} is not a checklist field; its values are kept as attributes",
-            )
-        else:
-            report.columns[name] = header
-    for spec in FIELDS:
-        if spec.required and spec.name not in report.columns:
-            report.add_error(
-                parsed.header_row,
-                spec.header,
-                SheetErrorCode.MISSING_COLUMN,
-                f"the required column {spec.header} is missing",
-            )
-    used = [(header, name) for header, name in field_of.items() if name != ""]
-    cell_problems = {
-        (issue.row, issue.column) for issue in parsed.errors if issue.code in _CELL_PROBLEMS
-    }
-    when = today
-    first_row_of_id: dict[str, int] = {}
-    first_row_of_signature: dict[tuple[object, ...], int] = {}
-    sample_id_column = report.column_for("sample_id")
-    for number, row in parsed.rows:
-        check = check_resolved(
-            [(name, header, row.get(header, "")) for header, name in used],
-            today=when,
-            report_unknown=False,
-        )
-        row_valid = True
-        for problem in check.errors:
-            row_valid = False
-            if problem.code == ChecklistCode.REQUIRED and problem.field not in row:
-                continue  # the whole column is missing, reported once
-            if (number, problem.field) in cell_problems:
-                continue  # already reported by the parser for this cell
-            report.add_error(number, problem.field, problem.code, problem.message, problem.value)
-        for note in check.warnings:
-            report.add_warning(number, note.field, note.code, note.message, note.value)
-        values = check.values
-        sample_id = values["sample_id"]
-        if isinstance(sample_id, str):
-            key = sample_id.casefold()
-            earlier = first_row_of_id.get(key)
-            if earlier is not None:
-                row_valid = False
-                report.add_error(
-                    number,
-                    sample_id_column,
-                    SheetErrorCode.DUPLICATE_SAMPLE_ID,
-                    f"sample_id {sample_id!r} is already used on row {earlier} (sample_ids are "
-                    "compared ignoring case)",
-                    sample_id,
-                )
-            else:
-                first_row_of_id[key] = number
-                signature = (
-                    *(values[name] for name in _COMPARED),
-                    *sorted(check.attributes.items()),
-                )
-                twin = first_row_of_signature.setdefault(signature, number)
-                if twin != number:
-                    report.add_warning(
-                        number,
-                        sample_id_column,
-                        SheetErrorCode.POSSIBLE_DUPLICATE_SAMPLE,
-                        f"sample {sample_id!r} is identical to row {twin} in every field but "
-                        "sample_id, sample and description",
-                        sample_id,
-                    )
-        report.samples.append(SheetSample(number, values, check.attributes, row_valid))
-    return report
-
-
-def flag_taken_sample_ids(report: SheetReport, taken: Iterable[str]) -> None:
-    """Add ``SAMPLE_ID_TAKEN`` errors for rows whose sample_id (ignoring case) is in ``taken``,
-    e.g. the study's existing samples when appending."""
-    taken_keys = {sample_id.casefold() for sample_id in taken}
-    column = report.column_for("sample_id")
-    for sample in report.samples:
-        sample_id = sample.values.get("sample_id")
-        if isinstance(sample_id, str) and sample_id.casefold() in taken_keys:
-            sample.valid = False
-            report.add_error(
-                sample.row,
-                column,
-                SheetErrorCode.SAMPLE_ID_TAKEN,
-                f"sample_id {sample_id!r} is already in the study",
-                sample_id,
-            )
-
-
-# --------------------------------------------------------------------------------------------
-# Writing
-
-
-def _cell_text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return _xlsx_text(value)
-
-
-def _sheet_table(samples: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    attribute_names: dict[str, None] = {}
-    rows: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = []
-    for sample in samples:
-        attributes = sample.get("attributes") or {}
-        for name in attributes:
-            attribute_names.setdefault(str(name), None)
-        rows.append((sample, attributes))
-    headers = [*SHEET_HEADERS, *attribute_names]
-    table = [
-        [_cell_text(sample.get(spec.name)) for spec in FIELDS]
-        + [_cell_text(attributes.get(name)) for name in attribute_names]
-        for sample, attributes in rows
-    ]
-    return headers, table
-
-
-def write_sheet(samples: Iterable[Mapping[str, Any]], *, format: str) -> bytes:
-    """Write samples (API field names plus an ``attributes`` mapping, e.g.
-    ``SheetSample.as_dict()``) as csv, tsv, xlsx or json. Checklist headers come first, then the
-    attributes in first-seen order. Raises ValueError for another format."""
-    if format == "json":
-        document = [_json_sample(sample) for sample in samples]
-        return json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
-    headers, table = _sheet_table(samples)
-    return _write_table(headers, table, format=format)
-
-
-def _json_sample(sample: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for spec in FIELDS:
-        value = sample.get(spec.name)
-        if value is None or value == "":
-            continue
-        out[spec.name] = value if isinstance(value, (str, int)) else _cell_text(value)
-    attributes = sample.get("attributes") or {}
-    if attributes:
-        out["attributes"] = {str(k): _cell_text(v) for k, v in attributes.items()}
-    return out
-
-
-def _write_table(
-    headers: Sequence[str],
-    table: Iterable[Sequence[str]],
-    *,
-    format: str,
-    bold_header: bool = True,
-) -> bytes:
-    if format in ("csv", "tsv"):
-        buffer = io.StringIO(newline="")
-        writer = csv.writer(
-            buffer, delimiter="," if format == "csv" else "\t", lineterminator="\r\n"
-        )
-        # The header is fully quoted so that the reader's delimiter sniffing, which reads the
-        # header, never counts a ";" or tab inside a header name.
-        header_writer = csv.writer(
-            buffer,
-            delimiter="," if format == "csv" else "\t",
-            lineterminator="\r\n",
-            quoting=csv.QUOTE_ALL,
-        )
-        header_writer.writerow([neutralise(h) for h in headers])
-        for row in table:
-            writer.writerow([neutralise(cell) for cell in row])
-        # A BOM, so that Excel reads the csv as UTF-8.
-        return buffer.getvalue().encode("utf-8-sig")
-    if format == "xlsx":
-        from openpyxl import Workbook
-        from openpyxl.cell import WriteOnlyCell
-        from openpyxl.styles import Font
-
-        workbook = Workbook(write_only=True)
-        sheet = workbook.create_sheet("samples")
-        sheet.freeze_panes = "A2"
-        bold = Font(bold=True)
-        header_cells = []
-        for header in headers:
-            cell = WriteOnlyCell(sheet, value=_xlsx_safe(header))
-            if bold_header:
-                cell.font = bold
-            header_cells.append(cell)
-        sheet.append(header_cells)
-        for row in table:
-            sheet.append([_xlsx_safe(cell) or None for cell in row])
-        output = io.BytesIO()
-        workbook.save(output)
-        return output.getvalue()
-    raise ValueError(f"cannot write format {format!r}; use one of {', '.join(WRITE_FORMATS)}")
-
-
-def _xlsx_safe(value: str) -> str:
-    return _ILLEGAL_XLSX.sub("", neutralise(value))
-
-
-def template(format: str) -> bytes:
-    """The template: the checklist headers and one example row (csv, tsv, xlsx or json)."""
-    return write_sheet([example_sample()], format=format)
-
-
-def write_report(parsed: ParsedSheet, report: SheetReport, *, format: str) -> bytes:
-    """The user's own sheet with ``errors`` and ``warnings`` columns added row by row (csv or
-    xlsx), rows where the spreadsheet had them; file-level issues follow the last row."""
-    if format not in ("csv", "xlsx"):
-        raise ValueError(f"cannot write a report as {format!r}; use csv or xlsx")
-    headers = list(parsed.headers)
-    errors_header = _free_name("errors", headers)
-    warnings_header = _free_name("warnings", [*headers, errors_header])
-    by_row: dict[int | None, tuple[list[str], list[str]]] = {}
-    for issue in report.errors:
-        by_row.setdefault(issue.row, ([], []))[0].append(f"{issue.code}: {issue.message}")
-    for issue in report.warnings:
-        by_row.setdefault(issue.row, ([], []))[1].append(f"{issue.code}: {issue.message}")
-    table: list[list[str]] = []
-    width = len(headers)
-    sheet_rows = dict(parsed.rows)
-    last_row = max([parsed.header_row, *sheet_rows, *parsed.rejected_rows], default=1)
-    header_issues = by_row.pop(parsed.header_row, ([], []))
-    for number in range(parsed.header_row + 1, last_row + 1):
-        if number in sheet_rows:
-            values = sheet_rows[number]
-            cells = [values.get(h, "") if h else "" for h in headers]
-        elif number in parsed.rejected_rows:
-            cells = parsed.rejected_rows[number][:width]
-            cells += [""] * (width - len(cells))
-        else:
-            cells = [""] * width
-        errors, warnings = by_row.pop(number, ([], []))
-        table.append([*cells, "\n".join(errors), "\n".join(warnings)])
-    for issue_row, (errors, warnings) in sorted(
-        [*by_row.items(), (parsed.header_row, header_issues)], key=lambda item: item[0] or 0
-    ):
-        if not errors and not warnings:
-            continue
-        where = f"row {issue_row}: " if issue_row is not None else ""
-        table.append(
-            [
-                *([""] * width),
-                "\n".join(where + e for e in errors),
-                "\n".join(where + w for w in warnings),
-            ]
-        )
-    return _write_table([*headers, errors_header, warnings_header], table, format=format)
-
-
-def _free_name(name: str, taken: Sequence[str]) -> str:
-    keys = {header_key(h) for h in taken}
-    candidate = name
-    while header_key(candidate) in keys:
-        candidate = f"mosaic_{candidate}"
-    return candidate

@@ -27,9 +27,9 @@ import anyio
 import anyio.to_thread
 
 from src.exceptions import AppError
-from src.sampleFileUpload.exceptions import ValidatorUnavailableError
-from src.sampleFileUpload.fastq import FastqReport
-from src.sampleFileUpload.fastq_workers import FastqWorkers, Validation, WorkerStoppedError
+from src.sampleFileUpload.files.exceptions import ValidatorUnavailableError
+from src.sampleFileUpload.files.fastq import FastqReport
+from src.sampleFileUpload.files.fastq_workers import FastqWorkers, Validation, WorkerStoppedError
 from src.storage import ObjectWriter
 
 if TYPE_CHECKING:

@@ -16,24 +16,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 
-from src.sampleFileUpload.constants import SheetErrorCode
-from src.sampleFileUpload.sheets import (
-    ParsedSheet,
+from src.sampleFileUpload.sheets.cells import column_letter, neutralise, unneutralise
+from src.sampleFileUpload.sheets.constants import SheetErrorCode
+from src.sampleFileUpload.sheets.parse import ParsedSheet, parse_sheet
+from src.sampleFileUpload.sheets.validate import (
     SheetReport,
-    column_letter,
     flag_taken_sample_ids,
-    neutralise,
-    parse_sheet,
-    template,
-    unneutralise,
     validate_sheet,
-    write_report,
-    write_sheet,
 )
+from src.sampleFileUpload.sheets.write import template, write_report, write_sheet
 from src.study.checklist import SEX_VALUES, header_key, match_header, validate_sample
 from src.study.constants import ChecklistCode
 
-CORPUS = Path(__file__).parents[1] / "data" / "sheets"
+CORPUS = Path(__file__).parents[2] / "data" / "sheets"
 TODAY = date(2024, 6, 15)
 
 

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from isal import isal_zlib
 
-from src.sampleFileUpload.constants import FastqErrorCode as Code
-from src.sampleFileUpload.fastq import FastqReport, FastqValidator
+from src.sampleFileUpload.files.constants import FastqErrorCode as Code
+from src.sampleFileUpload.files.fastq import FastqReport, FastqValidator
 
 
 def record(name: bytes, sequence: bytes, quality: bytes | None = None, plus: bytes = b"+") -> bytes:

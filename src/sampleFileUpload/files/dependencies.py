@@ -13,16 +13,17 @@ from fastapi import Depends, Path, Request
 from starlette.requests import ClientDisconnect
 
 from src.dependencies import CurrentUser, OptionalUser, SessionDep
-from src.sampleFileUpload import service
 from src.sampleFileUpload.config import FilesConfig
-from src.sampleFileUpload.exceptions import FileNotFoundInStudyError, IncompleteBodyError
-from src.sampleFileUpload.fastq_workers import FastqWorkers
-from src.sampleFileUpload.uploads import Receiver
+from src.sampleFileUpload.files import service
+from src.sampleFileUpload.files.exceptions import FileNotFoundInStudyError, IncompleteBodyError
+from src.sampleFileUpload.files.fastq_workers import FastqWorkers
+from src.sampleFileUpload.files.uploads import Receiver
 from src.study import service as study_service
-from src.study.constants import AccessRole, FileStatus, StudyStatus
+from src.study.constants import AccessRole, FileStatus
 from src.study.dependencies import EditableSample, EditableStudy, StorageDep
-from src.study.exceptions import ForbiddenError, StudyLockedError, StudyNotFoundError
+from src.study.exceptions import StudyNotFoundError
 from src.study.models import SampleFile
+from src.study.permissions import ensure_editable_draft
 from src.study.service import StudyView
 
 
@@ -97,12 +98,7 @@ async def visible_file(session: SessionDep, file_id: FileId, user: OptionalUser)
 
 async def editable_file(session: SessionDep, file_id: FileId, user: CurrentUser) -> FileAccess:
     access = await _file_as_seen(session, file_id, user)
-    if access.view.my_role not in service.EDITORS:
-        raise ForbiddenError
-    if access.view.study.status != StudyStatus.DRAFT:
-        raise StudyLockedError(
-            f"The study is {access.view.study.status.value}; only drafts can be changed."
-        )
+    ensure_editable_draft(access.view)
     return access
 
 

@@ -31,14 +31,11 @@ from tusclient.uploader import Uploader
 from src.auth.models import User
 from src.config import Settings
 from src.database import utcnow
-from src.sampleFileUpload import tus
 from src.sampleFileUpload.config import FilesConfig
-from src.sampleFileUpload.tus import (
-    ChunkResult,
-    ChunkWriter,
-    finish_stranded_uploads,
-    upload_cleanup,
-)
+from src.sampleFileUpload.tus import cleanup
+from src.sampleFileUpload.tus.cleanup import finish_stranded_uploads, upload_cleanup
+from src.sampleFileUpload.tus.protocol import ChunkResult
+from src.sampleFileUpload.tus.writer import ChunkWriter
 from src.storage import LocalStorage
 from src.study.constants import FileStatus, StudyStatus
 from src.study.models import SampleFile, Study, Upload
@@ -46,8 +43,8 @@ from tests.factories import auth_headers, create_user
 from tests.sampleFileUpload import backends
 from tests.sampleFileUpload.backends import server_environment
 from tests.sampleFileUpload.fastq_samples import GOOD_GZ, gz, md5, records, sha256
+from tests.sampleFileUpload.files.test_uploads import stored_objects
 from tests.sampleFileUpload.servers import ApiServer, Seed, seed_database
-from tests.sampleFileUpload.test_uploads import stored_objects
 from tests.study.factories import create_study
 
 UPLOADS = "/api/v1/uploads"
@@ -382,7 +379,7 @@ class TestStrandedUploads:
         await session.commit()
         done = {"finish_stranded_uploads": anyio.Event(), "remove_expired_uploads": anyio.Event()}
         for name, event in done.items():
-            original = getattr(tus, name)
+            original = getattr(cleanup, name)
 
             async def reporting(*args: Any, _original: Any = original, _event: Any = event) -> int:
                 count = int(await _original(*args))
@@ -390,7 +387,7 @@ class TestStrandedUploads:
                     _event.set()
                 return count
 
-            monkeypatch.setattr(tus, name, reporting)
+            monkeypatch.setattr(cleanup, name, reporting)
         async with upload_cleanup(app):
             with anyio.fail_after(10):
                 for event in done.values():

@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User
 from src.sampleFileUpload.config import FilesConfig
-from src.sampleFileUpload.exceptions import ValidatorUnavailableError
-from src.sampleFileUpload.fastq import FastqReport, FastqValidator
-from src.sampleFileUpload.fastq_workers import (
+from src.sampleFileUpload.files.exceptions import ValidatorUnavailableError
+from src.sampleFileUpload.files.fastq import FastqReport, FastqValidator
+from src.sampleFileUpload.files.fastq_workers import (
     FastqWorkers,
     InThreadValidation,
     RemoteValidation,
@@ -33,11 +33,11 @@ from src.sampleFileUpload.fastq_workers import (
     report_from_json,
     report_to_json,
 )
-from src.sampleFileUpload.ingest import FileDigest, ValidationLane, ValidationLaneBrokenError
+from src.sampleFileUpload.files.ingest import FileDigest, ValidationLane, ValidationLaneBrokenError
 from src.study.models import SampleFile, Study
 from tests.sampleFileUpload.fastq_samples import BROKEN, GOOD_GZ, gz, md5, records, sha256
-from tests.sampleFileUpload.test_tus import TUS, create, patch
-from tests.sampleFileUpload.test_uploads import stored_objects
+from tests.sampleFileUpload.files.test_uploads import stored_objects
+from tests.sampleFileUpload.tus.test_tus import TUS, create, patch
 from tests.study.factories import create_study
 
 

@@ -26,7 +26,7 @@ from typing import cast
 
 from isal import isal_zlib
 
-from src.sampleFileUpload.constants import FastqErrorCode
+from src.sampleFileUpload.files.constants import FastqErrorCode
 
 _GZIP_MAGIC = b"\x1f\x8b"
 # isal's stub declares `error` as an instance; at run time it is the IsalError class.

@@ -24,7 +24,7 @@ from src.sampleFileUpload.config import SheetConfig
 from src.study.models import Sample, Study, StudyEvent
 from tests.study.factories import create_study
 
-SHEETS = Path(__file__).resolve().parent.parent / "data" / "sheets"
+SHEETS = Path(__file__).resolve().parents[2] / "data" / "sheets"
 HEADER = "Sample_ID,Organism,Sex,Tissue\n"
 
 

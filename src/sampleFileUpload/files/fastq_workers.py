@@ -3,7 +3,7 @@
 The validator's text checks are C calls over whole chunks that hold the GIL (``split``,
 ``translate``, ``join``); in the API process they take turns with the event loop that receives
 the upload, and both slow down. ``FastqWorkers`` runs ``FASTQ_WORKERS`` small processes
-(``python -m src.sampleFileUpload.fastq_workers``: this module and the validator, about 25 MiB
+(``python -m src.sampleFileUpload.files.fastq_workers``: this module and the validator, about 25 MiB
 each, started on first use). Each validation is a *lane* bound to one worker: its blocks travel
 over the worker's stdin in order and the report comes back on its stdout. A worker hosts any number
 of lanes; calls are short (one block) and serialised per worker by a lock, from the lane's own
@@ -37,8 +37,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from src.sampleFileUpload.constants import FastqErrorCode
-from src.sampleFileUpload.fastq import FastqIssue, FastqReport, FastqValidator
+from src.sampleFileUpload.files.constants import FastqErrorCode
+from src.sampleFileUpload.files.fastq import FastqIssue, FastqReport, FastqValidator
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ _FEED, _FINISH, _DROP = 1, 2, 3
 _OK, _FAILED = 0, 1
 # Room in the pipe for a whole block, so a write is one copy instead of many wake-ups.
 _PIPE_BYTES = 1 << 20
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_PROJECT_ROOT = Path(__file__).resolve().parents[3]
 # The validator allocates and frees about four times the file's size in short-lived buffers and
 # line lists. With Python's and glibc's defaults that memory goes back to the kernel and is
 # page-faulted in afresh for every block (about 10 % of the worker's time); malloc with these
@@ -111,7 +111,7 @@ class _Worker:
             "PYTHONPATH": os.pathsep.join(p for p in paths if p),
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "src.sampleFileUpload.fastq_workers"],
+            [sys.executable, "-m", "src.sampleFileUpload.files.fastq_workers"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,

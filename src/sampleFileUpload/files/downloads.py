@@ -13,8 +13,8 @@ from fastapi import Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 
 from src.sampleFileUpload.config import FilesConfig
-from src.sampleFileUpload.exceptions import FileNotFoundInStudyError, RangeNotSatisfiableError
-from src.sampleFileUpload.utils import parse_range
+from src.sampleFileUpload.files.exceptions import FileNotFoundInStudyError, RangeNotSatisfiableError
+from src.sampleFileUpload.files.utils import parse_range
 from src.storage import Storage, content_disposition
 from src.study.constants import FileStatus
 from src.study.models import SampleFile

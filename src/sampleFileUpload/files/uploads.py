@@ -15,13 +15,13 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User
-from src.sampleFileUpload import service
 from src.sampleFileUpload.config import FilesConfig
-from src.sampleFileUpload.exceptions import ChecksumMismatchError, MissingFileError
-from src.sampleFileUpload.fastq_workers import FastqWorkers
-from src.sampleFileUpload.ingest import FileDigest, Ingested, pump
-from src.sampleFileUpload.multipart import MultipartForm
-from src.sampleFileUpload.utils import check_filename, declared_hex, parse_read
+from src.sampleFileUpload.files import service
+from src.sampleFileUpload.files.exceptions import ChecksumMismatchError, MissingFileError
+from src.sampleFileUpload.files.fastq_workers import FastqWorkers
+from src.sampleFileUpload.files.ingest import FileDigest, Ingested, pump
+from src.sampleFileUpload.files.multipart import MultipartForm
+from src.sampleFileUpload.files.utils import check_filename, declared_hex, parse_read
 from src.storage import Storage
 from src.study.constants import ReadKind
 from src.study.models import Sample, SampleFile
