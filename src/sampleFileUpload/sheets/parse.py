@@ -328,6 +328,35 @@ def _sniff_delimiter(text: str) -> str:
     return best
 
 
+def _txt_mode(line: str) -> str:
+    """How a plain-text table separates its cells, judged from its first non-blank line."""
+    if "\t" in line:
+        return "tab"
+    if "|" in line:
+        return "pipe"
+    if "  " in line.strip():
+        return "spaces"
+    return "space"
+
+
+def _txt_cells(line: str, mode: str) -> list[str]:
+    """The cells of one non-blank line; a markdown rule line (``|---|---|``) has none."""
+    if mode == "tab":
+        return line.split("\t")
+    if mode == "pipe":
+        stripped = line.strip()
+        if _MARKDOWN_RULE.fullmatch(stripped):
+            return []
+        if stripped.startswith("|"):
+            stripped = stripped[1:]
+        if stripped.endswith("|"):
+            stripped = stripped[:-1]
+        return stripped.split("|")
+    if mode == "spaces":
+        return _TWO_OR_MORE_SPACES.split(line.strip())
+    return line.split()
+
+
 def _txt_records(text: str) -> Iterator[tuple[int, list[str]]]:
     mode: str | None = None
     for number, raw_line in enumerate(io.StringIO(text, newline=""), start=1):
@@ -336,30 +365,21 @@ def _txt_records(text: str) -> Iterator[tuple[int, list[str]]]:
             yield number, []
             continue
         if mode is None:
-            if "\t" in line:
-                mode = "tab"
-            elif "|" in line:
-                mode = "pipe"
-            elif "  " in line.strip():
-                mode = "spaces"
-            else:
-                mode = "space"
-        if mode == "tab":
-            yield number, line.split("\t")
-        elif mode == "pipe":
-            stripped = line.strip()
-            if _MARKDOWN_RULE.fullmatch(stripped):
-                yield number, []
-                continue
-            if stripped.startswith("|"):
-                stripped = stripped[1:]
-            if stripped.endswith("|"):
-                stripped = stripped[:-1]
-            yield number, stripped.split("|")
-        elif mode == "spaces":
-            yield number, _TWO_OR_MORE_SPACES.split(line.strip())
-        else:
-            yield number, line.split()
+            mode = _txt_mode(line)
+        yield number, _txt_cells(line, mode)
+
+
+@dataclass(slots=True)
+class _Table:
+    """The header being collected against: its cells, and the empty-header columns whose values
+    were already reported."""
+
+    header: list[str]
+    empty_header_reported: set[int] = field(default_factory=set)
+
+    @property
+    def width(self) -> int:
+        return len(self.header)
 
 
 def _collect(
@@ -375,28 +395,15 @@ def _collect(
     ``strict_width``: a row with fewer cells than the header is ragged (csv, tsv, txt); xlsx rows
     simply omit trailing empty cells.
     """
-    header: list[str] | None = None
-    width = 0
-    empty_header_reported: set[int] = set()
+    table: _Table | None = None
     for number, raw_cells in records:
         cells = [unneutralise(c.strip()) for c in raw_cells] if clean else list(raw_cells)
         if not any(cells):
             continue
-        if header is None:
-            while cells and not cells[-1]:
-                cells.pop()
-            if len(cells) > limits.max_columns:
-                parsed.error(
-                    SheetErrorCode.TOO_MANY_COLUMNS,
-                    f"the header has {len(cells)} columns; at most {limits.max_columns} are "
-                    "accepted",
-                    row=number,
-                )
+        if table is None:
+            table = _read_header(parsed, cells, number, limits)
+            if table is None:
                 return
-            header = _check_header(parsed, cells, number)
-            parsed.headers = header
-            parsed.header_row = number
-            width = len(header)
             continue
         if len(parsed.rows) >= limits.max_rows:
             parsed.error(
@@ -405,55 +412,91 @@ def _collect(
                 row=number,
             )
             return
-        if len(cells) > width:
-            extra = [c for c in cells[width:] if c]
-            if extra:
+        fitted = _fit_to_header(parsed, cells, number, table.width, strict_width=strict_width)
+        if fitted is not None:
+            parsed.rows.append((number, _row_values(parsed, table, fitted, number, limits)))
+
+
+def _read_header(
+    parsed: ParsedSheet, cells: list[str], number: int, limits: _Limits
+) -> _Table | None:
+    """The header row (trailing empty cells dropped), or None when it has too many columns."""
+    while cells and not cells[-1]:
+        cells.pop()
+    if len(cells) > limits.max_columns:
+        parsed.error(
+            SheetErrorCode.TOO_MANY_COLUMNS,
+            f"the header has {len(cells)} columns; at most {limits.max_columns} are accepted",
+            row=number,
+        )
+        return None
+    header = _check_header(parsed, cells, number)
+    parsed.headers = header
+    parsed.header_row = number
+    return _Table(header)
+
+
+def _fit_to_header(
+    parsed: ParsedSheet, cells: list[str], number: int, width: int, *, strict_width: bool
+) -> list[str] | None:
+    """The row cut or padded to the header's width, or None when it is ragged (reported, and
+    kept in ``rejected_rows``): values past the header, or too few cells where that counts."""
+    if len(cells) > width:
+        extra = [c for c in cells[width:] if c]
+        if not extra:
+            return cells[:width]
+        parsed.error(
+            SheetErrorCode.RAGGED_ROW,
+            f"row {number} has {_last_filled(cells)} cells but the header has {width}",
+            row=number,
+            value=extra[0],
+        )
+    elif len(cells) < width:
+        if not strict_width:
+            return cells + [""] * (width - len(cells))
+        parsed.error(
+            SheetErrorCode.RAGGED_ROW,
+            f"row {number} has {len(cells)} cells but the header has {width}",
+            row=number,
+        )
+    else:
+        return cells
+    parsed.rejected_rows[number] = cells
+    return None
+
+
+def _row_values(
+    parsed: ParsedSheet, table: _Table, cells: list[str], number: int, limits: _Limits
+) -> dict[str, str]:
+    """A row's cells by header; values under an empty header are reported once per column, and
+    a duplicate header's cells are skipped (the header was reported)."""
+    values: dict[str, str] = {}
+    for index, (name, cell) in enumerate(zip(table.header, cells, strict=True)):
+        if not name:
+            if cell and index not in table.empty_header_reported:
+                table.empty_header_reported.add(index)
+                letter = column_letter(index + 1)
                 parsed.error(
-                    SheetErrorCode.RAGGED_ROW,
-                    f"row {number} has {_last_filled(cells)} cells but the header has {width}",
+                    SheetErrorCode.EMPTY_HEADER,
+                    f"column {letter} has values but no header",
                     row=number,
-                    value=extra[0],
-                )
-                parsed.rejected_rows[number] = cells
-                continue
-            cells = cells[:width]
-        elif len(cells) < width:
-            if strict_width:
-                parsed.error(
-                    SheetErrorCode.RAGGED_ROW,
-                    f"row {number} has {len(cells)} cells but the header has {width}",
-                    row=number,
-                )
-                parsed.rejected_rows[number] = cells
-                continue
-            cells = cells + [""] * (width - len(cells))
-        values: dict[str, str] = {}
-        for index, (name, cell) in enumerate(zip(header, cells, strict=True)):
-            if not name:
-                if cell and index not in empty_header_reported:
-                    empty_header_reported.add(index)
-                    letter = column_letter(index + 1)
-                    parsed.error(
-                        SheetErrorCode.EMPTY_HEADER,
-                        f"column {letter} has values but no header",
-                        row=number,
-                        column=letter,
-                        value=cell,
-                    )
-                continue
-            if name in values:
-                continue  # a duplicate header, already reported
-            if len(cell) > limits.max_cell_chars:
-                parsed.error(
-                    SheetErrorCode.CELL_TOO_LONG,
-                    f"{name}: the cell has {len(cell)} characters; at most "
-                    f"{limits.max_cell_chars} are accepted",
-                    row=number,
-                    column=name,
+                    column=letter,
                     value=cell,
                 )
-            values[name] = cell
-        parsed.rows.append((number, values))
+            continue
+        if name in values:
+            continue
+        if len(cell) > limits.max_cell_chars:
+            parsed.error(
+                SheetErrorCode.CELL_TOO_LONG,
+                f"{name}: the cell has {len(cell)} characters; at most "
+                f"{limits.max_cell_chars} are accepted",
+                row=number,
+                column=name,
+                value=cell,
+            )
+        values[name] = cell
+    return values
 
 
 def _last_filled(cells: Sequence[str]) -> int:
@@ -494,29 +537,10 @@ def _json_scalar(value: object) -> str | None:
 
 
 def _parse_json(parsed: ParsedSheet, text: str, limits: _Limits) -> None:
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        parsed.error(
-            SheetErrorCode.INVALID_JSON,
-            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-        )
+    items = _json_items(parsed, text)
+    if items is None:
         return
-    except RecursionError:
-        parsed.error(SheetErrorCode.INVALID_JSON, "the JSON is nested too deeply")
-        return
-    if isinstance(document, dict) and isinstance(document.get("samples"), list):
-        items: list[object] = document["samples"]
-    elif isinstance(document, list):
-        items = document
-    else:
-        parsed.error(
-            SheetErrorCode.JSON_NOT_A_LIST,
-            'the JSON must be a list of objects, or {"samples": [...]}',
-        )
-        return
-    headers: list[str] = []
-    keys: dict[str, str] = {}
+    columns = _JsonColumns()
     for index, item in enumerate(items):
         number = index + 2
         if not isinstance(item, dict):
@@ -526,57 +550,9 @@ def _parse_json(parsed: ParsedSheet, text: str, limits: _Limits) -> None:
                 row=number,
             )
             continue
-        cells: list[tuple[str, object]] = []
-        for key, value in item.items():
-            if key == "attributes" and isinstance(value, dict):
-                names = [str(k).strip() for k in value]
-                parsed.attribute_headers.update(names)
-                cells.extend(zip(names, value.values(), strict=True))
-            else:
-                cells.append((key.strip(), value))
-        values: dict[str, str] = {}
-        for key, value in cells:
-            text_value = _json_scalar(value)
-            if text_value is None:
-                parsed.error(
-                    SheetErrorCode.NESTED_VALUE,
-                    f"{key}: nested objects and lists are not accepted",
-                    row=number,
-                    column=key,
-                    value=json.dumps(value)[:200],
-                )
-                continue
-            normalised_key = header_key(key)
-            known = keys.get(normalised_key)
-            if known is None:
-                if len(headers) >= limits.max_columns:
-                    parsed.error(
-                        SheetErrorCode.TOO_MANY_COLUMNS,
-                        f"the objects have more than {limits.max_columns} distinct keys",
-                        row=number,
-                    )
-                    return
-                keys[normalised_key] = key
-                headers.append(key)
-                known = key
-            if known != key or key in values:
-                parsed.error(
-                    SheetErrorCode.DUPLICATE_HEADER,
-                    f"key {key!r} repeats {known!r}",
-                    row=number,
-                    column=key,
-                )
-                continue
-            if len(text_value) > limits.max_cell_chars:
-                parsed.error(
-                    SheetErrorCode.CELL_TOO_LONG,
-                    f"{key}: the value has {len(text_value)} characters; at most "
-                    f"{limits.max_cell_chars} are accepted",
-                    row=number,
-                    column=key,
-                    value=text_value,
-                )
-            values[key] = text_value
+        values = _json_row(parsed, _json_cells(parsed, item), number, columns, limits)
+        if values is None:
+            return
         if not any(values.values()):
             continue
         if len(parsed.rows) >= limits.max_rows:
@@ -587,16 +563,124 @@ def _parse_json(parsed: ParsedSheet, text: str, limits: _Limits) -> None:
             )
             return
         parsed.rows.append((number, values))
-    parsed.headers = headers
+    parsed.headers = columns.headers
     for _, values in parsed.rows:
-        for key in headers:
+        for key in columns.headers:
             values.setdefault(key, "")
+
+
+def _json_items(parsed: ParsedSheet, text: str) -> list[object] | None:
+    """The samples of a JSON document: a list, or the list under ``"samples"``."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        parsed.error(
+            SheetErrorCode.INVALID_JSON,
+            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+        )
+        return None
+    except RecursionError:
+        parsed.error(SheetErrorCode.INVALID_JSON, "the JSON is nested too deeply")
+        return None
+    if isinstance(document, dict) and isinstance(document.get("samples"), list):
+        items: list[object] = document["samples"]
+        return items
+    if isinstance(document, list):
+        return document
+    parsed.error(
+        SheetErrorCode.JSON_NOT_A_LIST,
+        'the JSON must be a list of objects, or {"samples": [...]}',
+    )
+    return None
+
+
+def _json_cells(parsed: ParsedSheet, item: dict[Any, Any]) -> list[tuple[str, object]]:
+    """An object's keys and values, with an ``"attributes"`` object's entries flattened in (and
+    their names remembered as attributes)."""
+    cells: list[tuple[str, object]] = []
+    for key, value in item.items():
+        if key == "attributes" and isinstance(value, dict):
+            names = [str(k).strip() for k in value]
+            parsed.attribute_headers.update(names)
+            cells.extend(zip(names, value.values(), strict=True))
+        else:
+            cells.append((key.strip(), value))
+    return cells
+
+
+@dataclass(slots=True)
+class _JsonColumns:
+    """The columns of a JSON sheet, in first-seen order, by normalised key."""
+
+    headers: list[str] = field(default_factory=list)
+    keys: dict[str, str] = field(default_factory=dict)
+
+
+def _json_row(
+    parsed: ParsedSheet,
+    cells: list[tuple[str, object]],
+    number: int,
+    columns: _JsonColumns,
+    limits: _Limits,
+) -> dict[str, str] | None:
+    """One object's values as cell text by column, or None when it brings the sheet past
+    ``max_columns`` (reported; reading stops)."""
+    values: dict[str, str] = {}
+    for key, value in cells:
+        text_value = _json_scalar(value)
+        if text_value is None:
+            parsed.error(
+                SheetErrorCode.NESTED_VALUE,
+                f"{key}: nested objects and lists are not accepted",
+                row=number,
+                column=key,
+                value=json.dumps(value)[:200],
+            )
+            continue
+        known = columns.keys.get(header_key(key))
+        if known is None:
+            if len(columns.headers) >= limits.max_columns:
+                parsed.error(
+                    SheetErrorCode.TOO_MANY_COLUMNS,
+                    f"the objects have more than {limits.max_columns} distinct keys",
+                    row=number,
+                )
+                return None
+            columns.keys[header_key(key)] = key
+            columns.headers.append(key)
+            known = key
+        if known != key or key in values:
+            parsed.error(
+                SheetErrorCode.DUPLICATE_HEADER,
+                f"key {key!r} repeats {known!r}",
+                row=number,
+                column=key,
+            )
+            continue
+        if len(text_value) > limits.max_cell_chars:
+            parsed.error(
+                SheetErrorCode.CELL_TOO_LONG,
+                f"{key}: the value has {len(text_value)} characters; at most "
+                f"{limits.max_cell_chars} are accepted",
+                row=number,
+                column=key,
+                value=text_value,
+            )
+        values[key] = text_value
+    return values
 
 
 # -- xlsx
 
 
 def _parse_xlsx(parsed: ParsedSheet, data: bytes, limits: _Limits) -> None:
+    if _safe_workbook_archive(parsed, data, limits):
+        _read_first_worksheet(parsed, data, limits)
+
+
+def _safe_workbook_archive(parsed: ParsedSheet, data: bytes, limits: _Limits) -> bool:
+    """True when ``data`` is a zip holding a workbook and no zip bomb: few enough parts, a
+    declared expanded size within limits, no part expanding suspiciously much."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError):
@@ -605,17 +689,17 @@ def _parse_xlsx(parsed: ParsedSheet, data: bytes, limits: _Limits) -> None:
             "the file is not an xlsx workbook (not a zip archive: an old .xls, a "
             "password-protected workbook or another file renamed .xlsx?)",
         )
-        return
+        return False
     with archive:
         members = archive.infolist()
         if "xl/workbook.xml" not in archive.namelist():
             parsed.error(
                 SheetErrorCode.INVALID_XLSX, "the file is a zip archive but not an xlsx workbook"
             )
-            return
+            return False
         if len(members) > MAX_ZIP_MEMBERS:
             parsed.error(SheetErrorCode.ZIP_BOMB, f"the workbook has {len(members)} parts")
-            return
+            return False
         declared = sum(member.file_size for member in members)
         if declared > limits.max_uncompressed_bytes:
             parsed.error(
@@ -623,7 +707,7 @@ def _parse_xlsx(parsed: ParsedSheet, data: bytes, limits: _Limits) -> None:
                 f"the workbook would expand to {declared} bytes; at most "
                 f"{limits.max_uncompressed_bytes} are accepted",
             )
-            return
+            return False
         for member in members:
             ratio = member.file_size / max(member.compress_size, 1)
             if member.file_size > 1024 * 1024 and ratio > MAX_COMPRESSION_RATIO:
@@ -631,8 +715,13 @@ def _parse_xlsx(parsed: ParsedSheet, data: bytes, limits: _Limits) -> None:
                     SheetErrorCode.ZIP_BOMB,
                     f"{member.filename} expands {ratio:.0f} times; refused as a zip bomb",
                 )
-                return
-    from openpyxl import load_workbook  # only here and in render: ~5 MiB per process
+                return False
+    return True
+
+
+def _read_first_worksheet(parsed: ParsedSheet, data: bytes, limits: _Limits) -> None:
+    """The first worksheet's cells, read with openpyxl in read-only mode; formulas refused."""
+    from openpyxl import load_workbook  # only here and in write.py: ~5 MiB per process
 
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=False)

@@ -16,6 +16,7 @@ from src.study.checklist import (
     EXPLICIT_ATTRIBUTE,
     FIELDS,
     FIELDS_BY_NAME,
+    SampleCheck,
     check_resolved,
     header_key,
     match_header,
@@ -133,7 +134,28 @@ def validate_sheet(
         report.add_warning(issue.row, issue.column, issue.code, issue.message, issue.value)
     if not parsed.headers:
         return report
+    field_of = _map_headers(parsed, report)
+    _require_columns(parsed, report)
+    used = [(header, name) for header, name in field_of.items() if name != ""]
+    cell_problems = {
+        (issue.row, issue.column) for issue in parsed.errors if issue.code in _CELL_PROBLEMS
+    }
+    twins = _SampleTwins(report)
+    for number, row in parsed.rows:
+        check = check_resolved(
+            [(name, header, row.get(header, "")) for header, name in used],
+            today=today,
+            report_unknown=False,
+        )
+        row_valid = _report_checklist(report, check, number, row, cell_problems)
+        row_valid = twins.check(number, check.values, check.attributes) and row_valid
+        report.samples.append(SheetSample(number, check.values, check.attributes, row_valid))
+    return report
 
+
+def _map_headers(parsed: ParsedSheet, report: SheetReport) -> dict[str, str | None]:
+    """Each header's checklist field (None: an attribute; "": ignored, a second header for a
+    field already given). Fills ``report.columns`` and reports duplicates and unknown columns."""
     field_of: dict[str, str | None] = {}
     header_keys: set[str] = set()
     for header in parsed.headers:
@@ -165,6 +187,10 @@ def validate_sheet(
             )
         else:
             report.columns[name] = header
+    return field_of
+
+
+def _require_columns(parsed: ParsedSheet, report: SheetReport) -> None:
     for spec in FIELDS:
         if spec.required and spec.name not in report.columns:
             report.add_error(
@@ -173,63 +199,66 @@ def validate_sheet(
                 SheetErrorCode.MISSING_COLUMN,
                 f"the required column {spec.header} is missing",
             )
-    used = [(header, name) for header, name in field_of.items() if name != ""]
-    cell_problems = {
-        (issue.row, issue.column) for issue in parsed.errors if issue.code in _CELL_PROBLEMS
-    }
-    when = today
-    first_row_of_id: dict[str, int] = {}
-    first_row_of_signature: dict[tuple[object, ...], int] = {}
-    sample_id_column = report.column_for("sample_id")
-    for number, row in parsed.rows:
-        check = check_resolved(
-            [(name, header, row.get(header, "")) for header, name in used],
-            today=when,
-            report_unknown=False,
-        )
-        row_valid = True
-        for problem in check.errors:
-            row_valid = False
-            if problem.code == ChecklistCode.REQUIRED and problem.field not in row:
-                continue  # the whole column is missing, reported once
-            if (number, problem.field) in cell_problems:
-                continue  # already reported by the parser for this cell
-            report.add_error(number, problem.field, problem.code, problem.message, problem.value)
-        for note in check.warnings:
-            report.add_warning(number, note.field, note.code, note.message, note.value)
-        values = check.values
+
+
+def _report_checklist(
+    report: SheetReport,
+    check: SampleCheck,
+    number: int,
+    row: dict[str, str],
+    cell_problems: set[tuple[int | None, str | None]],
+) -> bool:
+    """Add a row's checklist errors and warnings, except those reported already (a missing
+    column, a cell the parser refused); False when the row has any error."""
+    for problem in check.errors:
+        if problem.code == ChecklistCode.REQUIRED and problem.field not in row:
+            continue  # the whole column is missing, reported once
+        if (number, problem.field) in cell_problems:
+            continue  # already reported by the parser for this cell
+        report.add_error(number, problem.field, problem.code, problem.message, problem.value)
+    for note in check.warnings:
+        report.add_warning(number, note.field, note.code, note.message, note.value)
+    return not check.errors
+
+
+class _SampleTwins:
+    """Samples seen so far in a sheet: a sample_id used again (ignoring case) is an error, a
+    sample identical to an earlier one in all but sample_id, sample and description a warning."""
+
+    def __init__(self, report: SheetReport) -> None:
+        self.report = report
+        self.column = report.column_for("sample_id")
+        self.first_row_of_id: dict[str, int] = {}
+        self.first_row_of_signature: dict[tuple[object, ...], int] = {}
+
+    def check(self, number: int, values: dict[str, Any], attributes: dict[str, str]) -> bool:
+        """False when the row's sample_id repeats an earlier row's."""
         sample_id = values["sample_id"]
-        if isinstance(sample_id, str):
-            key = sample_id.casefold()
-            earlier = first_row_of_id.get(key)
-            if earlier is not None:
-                row_valid = False
-                report.add_error(
-                    number,
-                    sample_id_column,
-                    SheetErrorCode.DUPLICATE_SAMPLE_ID,
-                    f"sample_id {sample_id!r} is already used on row {earlier} (sample_ids are "
-                    "compared ignoring case)",
-                    sample_id,
-                )
-            else:
-                first_row_of_id[key] = number
-                signature = (
-                    *(values[name] for name in _COMPARED),
-                    *sorted(check.attributes.items()),
-                )
-                twin = first_row_of_signature.setdefault(signature, number)
-                if twin != number:
-                    report.add_warning(
-                        number,
-                        sample_id_column,
-                        SheetErrorCode.POSSIBLE_DUPLICATE_SAMPLE,
-                        f"sample {sample_id!r} is identical to row {twin} in every field but "
-                        "sample_id, sample and description",
-                        sample_id,
-                    )
-        report.samples.append(SheetSample(number, values, check.attributes, row_valid))
-    return report
+        if not isinstance(sample_id, str):
+            return True
+        earlier = self.first_row_of_id.setdefault(sample_id.casefold(), number)
+        if earlier != number:
+            self.report.add_error(
+                number,
+                self.column,
+                SheetErrorCode.DUPLICATE_SAMPLE_ID,
+                f"sample_id {sample_id!r} is already used on row {earlier} (sample_ids are "
+                "compared ignoring case)",
+                sample_id,
+            )
+            return False
+        signature = (*(values[name] for name in _COMPARED), *sorted(attributes.items()))
+        twin = self.first_row_of_signature.setdefault(signature, number)
+        if twin != number:
+            self.report.add_warning(
+                number,
+                self.column,
+                SheetErrorCode.POSSIBLE_DUPLICATE_SAMPLE,
+                f"sample {sample_id!r} is identical to row {twin} in every field but "
+                "sample_id, sample and description",
+                sample_id,
+            )
+        return True
 
 
 def flag_taken_sample_ids(report: SheetReport, taken: Iterable[str]) -> None:
