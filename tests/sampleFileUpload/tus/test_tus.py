@@ -151,6 +151,7 @@ class TestDiscovery:
             UPLOADS, headers={**headers, "Tus-Resumable": "0.2.2", "Upload-Length": "10"}
         )
         assert response.status_code == 412
+        assert response.json()["code"] == "TUS_VERSION_UNSUPPORTED"
         assert response.headers["tus-version"] == "1.0.0"
         assert response.headers["tus-resumable"] == "1.0.0"
 
@@ -160,6 +161,28 @@ class TestDiscovery:
         response = await client.head(f"{UPLOADS}/{uuid.uuid4()}", headers=TUS)
         assert response.status_code == 401
         assert response.headers["tus-resumable"] == "1.0.0"
+        response = await client.delete(f"{UPLOADS}/{uuid.uuid4()}", headers=TUS)
+        assert response.status_code == 401
+        assert response.headers["tus-resumable"] == "1.0.0"
+        body = response.json()
+        assert body["code"] == "INVALID_TOKEN"
+        assert body["request_id"] == response.headers["x-request-id"]
+        assert body["detail"]
+
+    async def test_an_error_with_details_keeps_its_code_and_errors(
+        self, client: httpx.AsyncClient, headers: dict[str, str]
+    ) -> None:
+        response = await client.post(
+            UPLOADS, headers={**headers, "Upload-Length": "10", "Upload-Metadata": metadata()}
+        )
+        assert response.status_code == 400
+        assert response.headers["tus-resumable"] == "1.0.0"
+        body = response.json()
+        assert body["code"] == "INVALID_UPLOAD_REQUEST"
+        assert body["request_id"] == response.headers["x-request-id"]
+        assert body["errors"] == [
+            {"field": name, "message": "required"} for name in ("study", "sample_id", "filename")
+        ]
 
 
 class TestUpload:
