@@ -236,11 +236,6 @@ class FastqWorkers:
         with self._lock:
             worker.lanes -= 1
 
-    def pids(self) -> list[int]:
-        """Process ids of the running workers (for tests and memory accounting)."""
-        with self._lock:
-            return [worker.process.pid for worker in self._workers if worker.alive]
-
     def close(self, timeout: float = 5.0) -> None:
         """Stop every worker: close its stdin, wait for it to exit, kill it if it does not."""
         with self._lock:

@@ -41,6 +41,12 @@ from tests.sampleFileUpload.tus.test_tus import TUS, create, patch
 from tests.study.factories import create_study
 
 
+def worker_pids(workers: FastqWorkers) -> list[int]:
+    """Process ids of the pool's running workers."""
+    with workers._lock:
+        return [worker.process.pid for worker in workers._workers if worker.alive]
+
+
 def in_process(data: bytes) -> FastqReport:
     validator = FastqValidator()
     validator.feed(data)
@@ -84,7 +90,7 @@ class TestReportsOverTheWire:
     def test_lanes_sharing_a_worker_stay_apart(self, workers: FastqWorkers) -> None:
         first, second = gz(records(300, seed=1)), records(200, seed=2, prefix="other")
         lanes = [workers.open(), workers.open()]
-        assert len(workers.pids()) == 1
+        assert len(worker_pids(workers)) == 1
         for a, b in itertools.zip_longest(pieces(first, 500), pieces(second, 300)):
             if a is not None:
                 lanes[0].feed(a)
@@ -113,9 +119,9 @@ class TestReportsOverTheWire:
 
 class TestWorkerLifecycle:
     def test_workers_start_on_first_use(self, workers: FastqWorkers) -> None:
-        assert workers.pids() == []
+        assert worker_pids(workers) == []
         workers.open().discard()
-        assert len(workers.pids()) == 1
+        assert len(worker_pids(workers)) == 1
 
     def test_no_workers_means_in_thread(self) -> None:
         pool = FastqWorkers(0)
@@ -123,19 +129,19 @@ class TestWorkerLifecycle:
         assert isinstance(validation, InThreadValidation)
         validation.feed(GOOD_GZ)
         assert validation.finish() == in_process(GOOD_GZ)
-        assert pool.pids() == []
+        assert worker_pids(pool) == []
 
     def test_a_dead_worker_fails_its_lanes_and_is_replaced(self, workers: FastqWorkers) -> None:
         lane = workers.open()
         lane.feed(GOOD_GZ[:100])
-        (pid,) = workers.pids()
+        (pid,) = worker_pids(workers)
         kill(pid)
         with pytest.raises(WorkerStoppedError):
             lane.feed(GOOD_GZ[100:])
         with pytest.raises(WorkerStoppedError):
             lane.finish()
         fresh = workers.open()
-        assert workers.pids() != [pid]
+        assert worker_pids(workers) != [pid]
         fresh.feed(GOOD_GZ)
         assert fresh.finish() == in_process(GOOD_GZ)
 
@@ -156,7 +162,7 @@ class TestWorkerLifecycle:
         pool = FastqWorkers(2)
         pool.open().discard()
         pool.open().discard()
-        processes = [psutil.Process(pid) for pid in pool.pids()]
+        processes = [psutil.Process(pid) for pid in worker_pids(pool)]
         assert len(processes) == 2
         pool.close()
         assert not any(
@@ -167,7 +173,7 @@ class TestWorkerLifecycle:
 
     def test_a_worker_ignores_ctrl_c(self, workers: FastqWorkers) -> None:
         lane = workers.open()
-        (pid,) = workers.pids()
+        (pid,) = worker_pids(workers)
         lane.feed(GOOD_GZ[:10])  # started: its signal handler is in place
         os.kill(pid, signal.SIGINT)
         lane.feed(GOOD_GZ[10:])
@@ -241,7 +247,7 @@ class TestValidationLane:
         digest = FileDigest(workers)
         await digest.update(GOOD_GZ[:100])
         await asyncio.sleep(0)
-        await anyio.to_thread.run_sync(kill, workers.pids()[0])
+        await anyio.to_thread.run_sync(kill, worker_pids(workers)[0])
 
         async def the_rest() -> None:
             await digest.update(GOOD_GZ[100:])
@@ -290,9 +296,9 @@ def small_blocks(app: FastAPI) -> None:
 
 async def worker_pid(app: FastAPI) -> int:
     workers: FastqWorkers = app.state.fastq_workers
-    if not workers.pids():
+    if not worker_pids(workers):
         workers.open().discard()
-    return workers.pids()[0]
+    return worker_pids(workers)[0]
 
 
 class TestWorkerDiesDuringAnUpload:
