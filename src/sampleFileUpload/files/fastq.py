@@ -90,6 +90,49 @@ def _first_bad(line: bytes, allowed: bytes) -> tuple[int, int]:
     return bad, line.index(bad) + 1
 
 
+def _framing_failure(
+    buffer: bytes, records_end: int, titles: list[bytes], separators: list[bytes]
+) -> tuple[int, FastqErrorCode, str] | None:
+    """The earliest framing failure among the complete records (CRLF line endings, a title
+    without '@', a separator without '+') as (line index in the buffer, code, message); the
+    validation stops there, after the records before it."""
+    framing: list[tuple[int, FastqErrorCode, str]] = []
+    # A one-byte search is a memchr; the two-byte pattern is only needed once a CR is seen.
+    crlf = buffer.find(b"\r", 0, records_end)
+    if crlf >= 0:
+        crlf = buffer.find(b"\r\n", crlf, records_end)
+    if crlf >= 0:
+        framing.append(
+            (
+                buffer.count(b"\n", 0, crlf),
+                FastqErrorCode.CRLF_LINE_ENDINGS,
+                "lines end with CRLF (Windows line endings); convert the file with dos2unix",
+            )
+        )
+    # All lines start with '@' exactly when the smallest and the largest do.
+    if not (min(titles).startswith(b"@") and max(titles).startswith(b"@")):
+        index = next(i for i, title in enumerate(titles) if not title.startswith(b"@"))
+        framing.append(
+            (
+                4 * index,
+                FastqErrorCode.MISSING_AT,
+                "a record's first line must start with '@', found "
+                + (_show(titles[index][0]) if titles[index] else "an empty line"),
+            )
+        )
+    if not (min(separators).startswith(b"+") and max(separators).startswith(b"+")):
+        index = next(i for i, line in enumerate(separators) if not line.startswith(b"+"))
+        framing.append(
+            (
+                4 * index + 2,
+                FastqErrorCode.MISSING_PLUS,
+                "a record's third line must start with '+', found "
+                + (_show(separators[index][0]) if separators[index] else "an empty line"),
+            )
+        )
+    return min(framing, key=lambda failure: failure[0]) if framing else None
+
+
 class FastqValidator:
     """Validates one FASTQ or FASTQ.gz file fed in chunks; see the module docstring.
 
@@ -372,44 +415,9 @@ class FastqValidator:
         qualities = lines[3:end:4]
         del lines
 
-        # Framing: the earliest failure wins and ends validation after the records before it.
-        # All lines start with '@' exactly when the smallest and the largest do.
-        framing: list[tuple[int, FastqErrorCode, str]] = []
-        # A one-byte search is a memchr; the two-byte pattern is only needed once a CR is seen.
-        records_end = len(buffer) - len(carry)
-        crlf = buffer.find(b"\r", 0, records_end)
-        if crlf >= 0:
-            crlf = buffer.find(b"\r\n", crlf, records_end)
-        if crlf >= 0:
-            framing.append(
-                (
-                    buffer.count(b"\n", 0, crlf),
-                    FastqErrorCode.CRLF_LINE_ENDINGS,
-                    "lines end with CRLF (Windows line endings); convert the file with dos2unix",
-                )
-            )
-        if not (min(titles).startswith(b"@") and max(titles).startswith(b"@")):
-            index = next(i for i, title in enumerate(titles) if not title.startswith(b"@"))
-            framing.append(
-                (
-                    4 * index,
-                    FastqErrorCode.MISSING_AT,
-                    "a record's first line must start with '@', found "
-                    + (_show(titles[index][0]) if titles[index] else "an empty line"),
-                )
-            )
-        if not (min(separators).startswith(b"+") and max(separators).startswith(b"+")):
-            index = next(i for i, line in enumerate(separators) if not line.startswith(b"+"))
-            framing.append(
-                (
-                    4 * index + 2,
-                    FastqErrorCode.MISSING_PLUS,
-                    "a record's third line must start with '+', found "
-                    + (_show(separators[index][0]) if separators[index] else "an empty line"),
-                )
-            )
-        if framing:
-            stop_line, stop_code, stop_message = min(framing, key=lambda failure: failure[0])
+        framing = _framing_failure(buffer, len(buffer) - len(carry), titles, separators)
+        if framing is not None:
+            stop_line, stop_code, stop_message = framing
             count = stop_line // 4
             titles = titles[:count]
             sequences = sequences[:count]
@@ -421,7 +429,7 @@ class FastqValidator:
             self._check_records(titles, sequences, separators, qualities, lengths)
             self._count_records(titles, lengths)
         self._line_offset += 4 * count
-        if framing:
+        if framing is not None:
             self._stop(first_line + stop_line, stop_code, stop_message)
         return carry
 

@@ -20,6 +20,7 @@ from src.sampleFileUpload.files.dependencies import (
     VisibleFile,
     request_body,
 )
+from src.sampleFileUpload.files.utils import declared_length
 from src.sampleFileUpload.utils import multipart_body
 from src.study.constants import AccessRole
 from src.study.dependencies import SampleDep, StorageDep, StudyDep
@@ -32,10 +33,6 @@ SAMPLE_FILES = "/studies/{study}/samples/{sample_id}/files"
 
 
 UPLOAD_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
-
-
-def _length(value: str | None) -> int | None:
-    return int(value) if value is not None and value.strip().isdigit() else None
 
 
 @files_router.post(
@@ -56,7 +53,7 @@ async def upload_file(request: Request, receiver: ReceiverDep) -> SampleFile:
         receiver,
         content_type=request.headers.get("content-type"),
         body=request_body(request),
-        length=_length(request.headers.get("content-length")),
+        length=declared_length(request.headers.get("content-length")),
     )
 
 
@@ -87,7 +84,7 @@ async def put_file(
         receiver,
         filename=filename,
         body=request_body(request),
-        length=_length(request.headers.get("content-length")),
+        length=declared_length(request.headers.get("content-length")),
         content_md5=content_md5,
         content_sha256=checksum_sha256,
         read=read,

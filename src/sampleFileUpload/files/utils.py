@@ -1,5 +1,5 @@
 """Helpers of the sequence-file routes: client file names (only ever metadata), read guessing,
-declared checksums in the forms clients send them, and HTTP Range parsing."""
+declared checksums in the forms clients send them, declared lengths and HTTP Range parsing."""
 
 from __future__ import annotations
 
@@ -118,3 +118,8 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         raise ValueError("range starts past the end")
     end = int(last) if last else size - 1
     return start, min(end, size - 1)
+
+
+def declared_length(value: str | None) -> int | None:
+    """A Content-Length header as a number of bytes, or None when absent or not a number."""
+    return int(value) if value is not None and value.strip().isdigit() else None

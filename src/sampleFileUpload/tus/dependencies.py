@@ -22,6 +22,7 @@ from src.sampleFileUpload.tus.exceptions import (
     InvalidUploadRequestError,
     OffsetMismatchError,
     UploadExpiredError,
+    UploadLockedError,
     UploadNotFoundError,
 )
 from src.sampleFileUpload.tus.lease import leased
@@ -63,6 +64,16 @@ async def owned_upload(
 
 
 OwnedUpload = Annotated[Upload, Depends(owned_upload)]
+
+
+async def terminable_upload(upload: OwnedUpload) -> Upload:
+    """The caller's upload, if no request is writing to it (423 otherwise)."""
+    if leased(upload, utcnow()):
+        raise UploadLockedError
+    return upload
+
+
+TerminableUpload = Annotated[Upload, Depends(terminable_upload)]
 
 
 def _declared_length(request: Request) -> int:

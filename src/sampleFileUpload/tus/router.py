@@ -16,16 +16,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from src.database import utcnow
 from src.dependencies import CurrentUser, SessionDep
 from src.exceptions import error_responses
 from src.sampleFileUpload.files.dependencies import FilesConfigDep
 from src.sampleFileUpload.files.ingest import HASH_ALGORITHMS, BodyInterrupted
 from src.sampleFileUpload.tus import writer
 from src.sampleFileUpload.tus.constants import TUS_EXTENSIONS, TUS_VERSION
-from src.sampleFileUpload.tus.dependencies import ChunkRequestDep, OwnedUpload, UploadTargetDep
-from src.sampleFileUpload.tus.exceptions import InvalidUploadRequestError, UploadLockedError
-from src.sampleFileUpload.tus.lease import leased
+from src.sampleFileUpload.tus.dependencies import (
+    ChunkRequestDep,
+    OwnedUpload,
+    TerminableUpload,
+    UploadTargetDep,
+)
+from src.sampleFileUpload.tus.exceptions import InvalidUploadRequestError
 from src.sampleFileUpload.tus.protocol import TusRoute, http_date, offset_headers
 from src.study.dependencies import StorageDep
 
@@ -95,10 +98,8 @@ async def append_chunk(
 
 @tus_router.delete("/{upload_id}", status_code=204, responses=TUS_ERRORS)
 async def terminate_upload(
-    upload: OwnedUpload, session: SessionDep, storage: StorageDep
+    upload: TerminableUpload, session: SessionDep, storage: StorageDep
 ) -> Response:
     """Abandon the upload: its bytes and its unfinished file go."""
-    if leased(upload, utcnow()):
-        raise UploadLockedError
     await writer.discard_upload(session, storage, upload)
     return Response(status_code=204)
