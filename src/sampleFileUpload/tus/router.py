@@ -1,6 +1,8 @@
 """Routes of resumable uploads (tus 1.0) under /api/v1/uploads: discovery, creation (with its
 first chunk, optionally), the offset, appending a chunk and termination. The dependencies check
-the requests; the writer does the work.
+the requests; the writer does the work. Every upload is a row of the ``upload`` table (offset,
+storage writer state, lease, expiry), so any process can continue any upload and a restart loses
+no acknowledged byte.
 
 Why not tuspyserver: we evaluated it (a FastAPI router for tus) against what MOSAIC needs. Its
 upload state is a JSON file beside the data on local disk, so several processes or replicas
