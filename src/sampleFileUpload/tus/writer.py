@@ -33,7 +33,14 @@ from src.sampleFileUpload.config import FilesConfig
 from src.sampleFileUpload.files import service as files_service
 from src.sampleFileUpload.files.exceptions import FileTooLargeError, StorageUnavailableError
 from src.sampleFileUpload.files.fastq_workers import FastqWorkers
-from src.sampleFileUpload.files.ingest import BodyInterrupted, FileDigest, blocks, new_hash, pump
+from src.sampleFileUpload.files.ingest import (
+    BodyInterrupted,
+    FileDigest,
+    Ingested,
+    blocks,
+    new_hash,
+    pump,
+)
 from src.sampleFileUpload.files.uploads import check_declared
 from src.sampleFileUpload.tus import service
 from src.sampleFileUpload.tus.exceptions import (
@@ -52,7 +59,7 @@ from src.sampleFileUpload.tus.protocol import (
 from src.sampleFileUpload.tus.schemas import ChunkRequest, UploadTarget
 from src.storage import ResumableWriter, Storage, WriterBusyError
 from src.study.exceptions import ForbiddenError, SampleNotFoundError, StudyLockedError
-from src.study.models import Upload
+from src.study.models import SampleFile, Upload
 
 logger = logging.getLogger(__name__)
 
@@ -297,7 +304,7 @@ class ChunkWriter:
             result = await self._save(writer, digest, lease, final=final)
             if not final:
                 return result
-            return await self.finish(writer, digest)
+            return await self.finish(writer, digest, lease)
         finally:
             await writer.release()  # a no-op once finish() committed or aborted it
 
@@ -307,16 +314,17 @@ class ChunkWriter:
         """Make the received bytes durable and record them under the lease."""
         state = await writer.flush()
         expires_at = self._expiry()
-        saved = await service.save_progress(
-            self.session,
-            upload_id=self.upload_id,
-            token=lease.token,
-            offset=digest.size,
-            storage_state=state,
-            expires_at=expires_at,
-            keep_lease=final,
-        )
-        await self.session.commit()
+        async with lease.recording(ends=not final):
+            saved = await service.save_progress(
+                self.session,
+                upload_id=self.upload_id,
+                token=lease.token,
+                offset=digest.size,
+                storage_state=state,
+                expires_at=expires_at,
+                keep_lease=final,
+            )
+            await self.session.commit()
         if not saved:
             raise UploadLockedError("The upload was taken over by another request.")
         self.offset, self.state = digest.size, state
@@ -324,7 +332,9 @@ class ChunkWriter:
             self.cache.put(self.upload_id, digest.size, str(state.get("token", "")), digest)
         return ChunkResult(offset=digest.size, expires_at=expires_at)
 
-    async def finish(self, writer: ResumableWriter | None, digest: FileDigest) -> ChunkResult:
+    async def finish(
+        self, writer: ResumableWriter | None, digest: FileDigest, lease: Lease
+    ) -> ChunkResult:
         """Validate, check the declared checksums, commit the object, record the file."""
         upload = self.upload
         ingested = await digest.finish()
@@ -334,13 +344,22 @@ class ChunkWriter:
             with anyio.CancelScope(shield=True):
                 if writer is not None:
                     await writer.abort()
-                await self.session.rollback()
-                await discard_upload(self.session, self.storage, upload)
-                await self.session.commit()
+                async with lease.recording(ends=True):
+                    await self.session.rollback()
+                    await discard_upload(self.session, self.storage, upload)
+                    await self.session.commit()
                 await run_after_commit(self.session)
             raise
         if writer is not None:
             await writer.commit()
+        async with lease.recording(ends=True):
+            file = await self._record_file(ingested)
+        return ChunkResult(offset=self.length, expires_at=self._expiry(), file_id=file.id)
+
+    async def _record_file(self, ingested: Ingested) -> SampleFile:
+        """Record the finished file, if the caller may still add it to the sample; otherwise
+        the stored object and the upload go."""
+        upload = self.upload
         try:
             view, sample = await files_service.recheck_target(
                 self.session, study_id=upload.study_id, sample_pk=upload.sample_pk, user=self.user
@@ -362,7 +381,7 @@ class ChunkWriter:
                 await self.session.commit()
                 await run_after_commit(self.session)
             raise
-        return ChunkResult(offset=self.length, expires_at=self._expiry(), file_id=file.id)
+        return file
 
     async def finish_stored(self) -> ChunkResult:
         """Finish an upload whose bytes all arrived but whose file was never recorded (the
@@ -378,11 +397,11 @@ class ChunkWriter:
                         )
                         async for block in blocks(source, self.config.ingest_block_bytes):
                             await digest.update(block)
-                        return await self.finish(None, digest)
+                        return await self.finish(None, digest, lease)
                 digest = await self._digest()
                 writer = await self._resume_writer()
                 try:
-                    return await self.finish(writer, digest)
+                    return await self.finish(writer, digest, lease)
                 finally:
                     digest.close()
                     await writer.release()
