@@ -1,5 +1,5 @@
-"""Shapes of the tus routes' work: the checked target of a new upload. The protocol speaks in
-headers, not bodies, so there are no request or response models."""
+"""Shapes of the tus routes' work: the checked target of a new upload and a checked PATCH. The
+protocol speaks in headers, not bodies, so there are no request or response models."""
 
 from __future__ import annotations
 
