@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from src.sampleFileUpload.fastq import FastqReport, FastqValidator
+from src.sampleFileUpload.files.fastq import FastqReport, FastqValidator
 
 CHUNK = 1 << 20
 READ_LENGTH = 150

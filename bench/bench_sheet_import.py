@@ -24,7 +24,7 @@ from bench.bench_sheets import cpu_model, samples
 from src.app import create_app
 from src.config import Settings
 from src.database import upgrade_database
-from src.sampleFileUpload.sheets import write_sheet
+from src.sampleFileUpload.sheets.write import write_sheet
 from tests.databases import create_database, drop_database
 from tests.factories import auth_headers, create_user
 from tests.lifespan import running

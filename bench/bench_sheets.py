@@ -17,7 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from src.sampleFileUpload.sheets import parse_sheet, validate_sheet, write_sheet
+from src.sampleFileUpload.sheets.parse import parse_sheet
+from src.sampleFileUpload.sheets.validate import validate_sheet
+from src.sampleFileUpload.sheets.write import write_sheet
 
 ROOT = Path(__file__).resolve().parents[1]
 SEXES = ["female", "male", "F", "M", "unknown"]

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench.bench_fastq import cpu_model, generate  # noqa: E402
-from src.sampleFileUpload.fastq_workers import WORKER_MALLOC  # noqa: E402
+from src.sampleFileUpload.files.fastq_workers import WORKER_MALLOC  # noqa: E402
 from tests.sampleFileUpload.servers import ApiServer, Seed, seed_database  # noqa: E402
 
 MIB = 1024 * 1024

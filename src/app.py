@@ -36,9 +36,9 @@ from src.exceptions import (
 from src.logging import configure_logging
 from src.middleware import RequestContextMiddleware
 from src.sampleFileUpload.config import FilesConfig, SheetConfig
-from src.sampleFileUpload.fastq_workers import FastqWorkers
+from src.sampleFileUpload.files.fastq_workers import FastqWorkers
 from src.sampleFileUpload.router import router as files_router
-from src.sampleFileUpload.tus import upload_cleanup
+from src.sampleFileUpload.tus.cleanup import upload_cleanup
 from src.storage import build_storage
 from src.study.config import StudyConfig
 from src.study.router import router as study_router

@@ -22,6 +22,7 @@ from src.study.exceptions import (
     StudyLockedError,
 )
 from src.study.models import Sample
+from src.study.permissions import EDITORS, STAFF
 from src.study.visibility import StudyView
 
 StudyRef = Annotated[
@@ -34,8 +35,6 @@ StudyRef = Annotated[
 ]
 
 MEMBERS = frozenset({AccessRole.OWNER, AccessRole.EDITOR, AccessRole.VIEWER})
-STAFF = frozenset({AccessRole.REVIEWER, AccessRole.ADMIN})
-EDITORS = frozenset({AccessRole.OWNER, AccessRole.EDITOR})
 
 
 def get_study_config(request: Request) -> StudyConfig:

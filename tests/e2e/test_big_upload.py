@@ -193,7 +193,7 @@ def test_one_gib_through_nginx(local_stack: Stack, tmp_path: Path) -> None:
             child
             for worker in processes["api"]
             for child in worker.children()
-            if "src.sampleFileUpload.fastq_workers" in " ".join(child.cmdline())
+            if "src.sampleFileUpload.files.fastq_workers" in " ".join(child.cmdline())
         ]
         assert validators, "the file was validated outside a FASTQ worker process"
         assert record["read_count"] == reads

@@ -1,6 +1,6 @@
 """Regenerate the sample-sheet test corpus: ``.venv/bin/python tests/data/sheets/make_corpus.py``.
 
-Each file is tiny and covers one format or one bad input; tests/sampleFileUpload/test_sheets.py
+Each file is tiny and covers one format or one bad input; tests/sampleFileUpload/sheets/test_parse.py
 says what each must produce.
 """
 
