@@ -333,6 +333,18 @@ class SampleCheck:
         return not self.errors
 
 
+class SampleIds:
+    """The sample_ids seen so far in one batch, where each must be unique ignoring case."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, int] = {}
+
+    def earlier_use(self, sample_id: str, position: int) -> int | None:
+        """Where ``sample_id`` was first used, if before ``position``; else record it here."""
+        first = self._first.setdefault(sample_id.casefold(), position)
+        return None if first == position else first
+
+
 def _short(value: object) -> str:
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= 80 else text[:77] + "..."

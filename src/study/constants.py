@@ -18,6 +18,8 @@ class ChecklistCode(StrEnum):
     CONTROL_CHARACTER = "CONTROL_CHARACTER"
     DUPLICATE_FIELD = "DUPLICATE_FIELD"
     INVALID_ATTRIBUTES = "INVALID_ATTRIBUTES"
+    # Across the samples of one batch (a JSON list or a sheet).
+    DUPLICATE_SAMPLE_ID = "DUPLICATE_SAMPLE_ID"
     # Warnings.
     NORMALISED = "NORMALISED"
     UNKNOWN_COLUMN = "UNKNOWN_COLUMN"

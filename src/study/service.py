@@ -35,6 +35,7 @@ from src.storage import Storage
 from src.study import checklist, visibility
 from src.study.constants import (
     ACCESSION_COUNTER,
+    ChecklistCode,
     EventAction,
     MemberRole,
     ReviewDecision,
@@ -139,24 +140,21 @@ def check_samples(samples: Sequence[SampleCreate]) -> list[checklist.SampleCheck
     """Check every sample against the checklist and sample_id uniqueness; raise all errors."""
     checks: list[checklist.SampleCheck] = []
     errors: list[dict[str, Any]] = []
-    seen: dict[str, int] = {}
+    sample_ids = checklist.SampleIds()
     for index, sample in enumerate(samples):
         check = checklist.validate_sample(sample.model_dump(exclude_unset=True))
         errors.extend({"index": index, **issue.as_dict()} for issue in check.errors)
         sample_id = check.values.get("sample_id")
-        if sample_id:
-            key = str(sample_id).casefold()
-            if key in seen:
-                errors.append(
-                    {
-                        "index": index,
-                        "field": "sample_id",
-                        "code": "DUPLICATE_SAMPLE_ID",
-                        "message": f"sample_id {sample_id!r} repeats sample {seen[key]}",
-                        "value": sample_id,
-                    }
-                )
-            seen[key] = index
+        if sample_id and (earlier := sample_ids.earlier_use(str(sample_id), index)) is not None:
+            errors.append(
+                {
+                    "index": index,
+                    "field": "sample_id",
+                    "code": ChecklistCode.DUPLICATE_SAMPLE_ID,
+                    "message": f"sample_id {sample_id!r} repeats sample {earlier}",
+                    "value": sample_id,
+                }
+            )
         checks.append(check)
     if errors:
         raise InvalidSampleError(errors=errors)

@@ -12,6 +12,7 @@ from src.study.checklist import (
     SEX_VALUES,
     SHEET_HEADERS,
     ChecklistError,
+    SampleIds,
     checklist_fields,
     example_sample,
     match_header,
@@ -135,6 +136,26 @@ class TestSampleId:
 
     def test_json_number_becomes_text(self) -> None:
         assert check(sample_id=12).values["sample_id"] == "12"
+
+
+class TestSampleIds:
+    """The one uniqueness rule of a batch, used by JSON sample lists and by sheets."""
+
+    def test_first_use_is_recorded(self) -> None:
+        ids = SampleIds()
+        assert ids.earlier_use("S1", 2) is None
+        assert ids.earlier_use("S2", 3) is None
+
+    def test_repeat_ignoring_case_names_the_first_use(self) -> None:
+        ids = SampleIds()
+        ids.earlier_use("liv_M1", 2)
+        assert ids.earlier_use("LIV_m1", 5) == 2
+        assert ids.earlier_use("liv_m1", 9) == 2
+
+    def test_same_position_again_is_not_a_repeat(self) -> None:
+        ids = SampleIds()
+        ids.earlier_use("S1", 4)
+        assert ids.earlier_use("S1", 4) is None
 
 
 class TestOrganism:

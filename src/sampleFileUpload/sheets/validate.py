@@ -17,6 +17,7 @@ from src.study.checklist import (
     FIELDS,
     FIELDS_BY_NAME,
     SampleCheck,
+    SampleIds,
     check_resolved,
     header_key,
     match_header,
@@ -228,7 +229,7 @@ class _SampleTwins:
     def __init__(self, report: SheetReport) -> None:
         self.report = report
         self.column = report.column_for("sample_id")
-        self.first_row_of_id: dict[str, int] = {}
+        self.sample_ids = SampleIds()
         self.first_row_of_signature: dict[tuple[object, ...], int] = {}
 
     def check(self, number: int, values: dict[str, Any], attributes: dict[str, str]) -> bool:
@@ -236,8 +237,8 @@ class _SampleTwins:
         sample_id = values["sample_id"]
         if not isinstance(sample_id, str):
             return True
-        earlier = self.first_row_of_id.setdefault(sample_id.casefold(), number)
-        if earlier != number:
+        earlier = self.sample_ids.earlier_use(sample_id, number)
+        if earlier is not None:
             self.report.add_error(
                 number,
                 self.column,
