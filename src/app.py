@@ -25,11 +25,13 @@ from src import __version__
 from src.auth.router import router as auth_router
 from src.auth.state import start_auth
 from src.config import Settings
+from src.dashboard.router import public_stats
 from src.dashboard.router import router as dashboard_router
 from src.database import create_engine, create_sessionmaker
 from src.exceptions import ErrorCode, ErrorOut, error_response, install_error_handlers
 from src.logging import configure_logging
 from src.middleware import RequestContextMiddleware
+from src.openapi import install_openapi, operation_id
 from src.sampleFileUpload.config import FilesConfig, SheetConfig
 from src.sampleFileUpload.fastq_workers import FastqWorkers
 from src.sampleFileUpload.router import router as files_router
@@ -61,7 +63,8 @@ TAGS = [
     {"name": "sample-sheets", "description": "Sample sheets: templates, validation, import."},
     {"name": "files", "description": "Sequence files: uploads, validation, downloads."},
     {"name": "uploads", "description": "Resumable uploads (tus 1.0)."},
-    {"name": "dashboard", "description": "Where submissions stand; public statistics."},
+    {"name": "dashboard", "description": "Where the caller's submissions stand."},
+    {"name": "statistics", "description": "Public totals over published studies."},
 ]
 
 
@@ -170,6 +173,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         responses={422: {"model": ErrorOut}},
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.study_config = StudyConfig()
@@ -183,6 +187,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
     app.include_router(study_router, prefix=API_PREFIX)
     app.include_router(samples_router, prefix=API_PREFIX)
     app.include_router(dashboard_router, prefix=API_PREFIX)
+    # Public statistics are not the dashboard (phase 2: a router of their own, then drop this).
+    install_openapi(app, tags={public_stats: ["statistics"]})
     _docs_routes(app)
     if settings.cors_origins:
         app.add_middleware(

@@ -51,16 +51,27 @@ async def paging(
 PageDep = Annotated[Page, Depends(paging)]
 
 
+class OptionalOAuth2PasswordBearer(OAuth2PasswordBearer):
+    """The bearer scheme of a caller who may also be anonymous: the document gives operations
+    that need no other scheme an empty ``{}`` security alternative (src/openapi.py)."""
+
+    optional = True
+
+
 # The Authorize button of /docs posts the OAuth2 password form here. auto_error is off so a missing
-# token gets the one error envelope (401 INVALID_TOKEN) rather than FastAPI's own.
+# token gets the one error envelope (401 INVALID_TOKEN) rather than FastAPI's own. One scheme in
+# the document, two instances: ``current_user`` declares the required one.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+optional_oauth2_scheme = OptionalOAuth2PasswordBearer(
+    tokenUrl=TOKEN_URL, auto_error=False, scheme_name="OAuth2PasswordBearer"
+)
 
 
 async def optional_user(
     request: Request,
     session: SessionDep,
     auth: Annotated[AuthState, Depends(auth_state)],
-    token: Annotated[str | None, Depends(oauth2_scheme)],
+    token: Annotated[str | None, Depends(optional_oauth2_scheme)],
 ) -> User | None:
     """The caller, or None without an Authorization header; any bad token is 401 INVALID_TOKEN.
 
@@ -78,8 +89,13 @@ async def optional_user(
     return user
 
 
-async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
-    """The authenticated caller; 401 INVALID_TOKEN (with WWW-Authenticate: Bearer) otherwise."""
+async def current_user(
+    user: Annotated[User | None, Depends(optional_user)],
+    _required: Annotated[str | None, Depends(oauth2_scheme)],
+) -> User:
+    """The authenticated caller; 401 INVALID_TOKEN (with WWW-Authenticate: Bearer) otherwise.
+
+    ``_required`` only declares, for the document, that the bearer token is not optional here."""
     if user is None:
         raise InvalidTokenError("Not authenticated.")
     return user

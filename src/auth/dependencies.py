@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Body, Cookie, Depends, Request
+from fastapi import Body, Cookie, Depends, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import ValidationError
@@ -71,7 +71,32 @@ LoginAttempts = Annotated[Attempts, Depends(login_attempts)]
 RegisterAttempts = Annotated[Attempts, Depends(register_attempts)]
 
 
-async def login_form(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> LoginIn:
+class EmailPasswordForm(OAuth2PasswordRequestForm):
+    """The OAuth2 password form, its ``username`` documented as what it is: the email."""
+
+    def __init__(
+        self,
+        *,
+        grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+        username: Annotated[
+            str, Form(description="The account's email.", json_schema_extra={"format": "email"})
+        ],
+        password: Annotated[str, Form(json_schema_extra={"format": "password"})],
+        scope: Annotated[str, Form()] = "",
+        client_id: Annotated[str | None, Form()] = None,
+        client_secret: Annotated[str | None, Form(json_schema_extra={"format": "password"})] = None,
+    ) -> None:
+        super().__init__(
+            grant_type=grant_type,
+            username=username,
+            password=password,
+            scope=scope,
+            client_id=client_id,
+            client_secret=client_secret,
+        )
+
+
+async def login_form(form: Annotated[EmailPasswordForm, Depends()]) -> LoginIn:
     """The OAuth2 password form (``username`` is the email), checked like a JSON login."""
     try:
         return LoginIn(email=form.username, password=form.password)

@@ -47,15 +47,28 @@ class SampleFields(BaseModel):
     attributes: dict[str, Annotated[str, StringConstraints(max_length=1024)]] | None = None
 
 
+CHECKLIST_REQUIRED = ("sample_id", "organism")
+
+
+def _checklist_required(schema: dict[str, Any]) -> None:
+    """The document shows ``sample_id`` and ``organism`` as required strings. The model keeps
+    them optional so that a sample missing one is refused by the checklist, 422 INVALID_SAMPLE
+    with every problem of the sample (code REQUIRED), like a sheet row, not by pydantic."""
+    properties = schema["properties"]
+    for name in CHECKLIST_REQUIRED:
+        field = properties[name]
+        properties[name] = {
+            **{key: value for key, value in field.items() if key != "anyOf"},
+            **next(option for option in field["anyOf"] if option.get("type") == "string"),
+        }
+    schema["required"] = [*schema.get("required", []), *CHECKLIST_REQUIRED]
+    schema["example"] = {"sample_id": "LIV_M1", "organism": "Mus musculus", "sex": "female"}
+
+
 class SampleCreate(SampleFields):
     """A new sample; ``sample_id`` and ``organism`` are required by the checklist."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "example": {"sample_id": "LIV_M1", "organism": "Mus musculus", "sex": "female"}
-        },
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_checklist_required)
 
 
 class SampleUpdate(SampleFields):
