@@ -30,7 +30,7 @@ from src.dashboard.router import router as dashboard_router
 from src.database import create_engine, create_sessionmaker
 from src.exceptions import ErrorCode, ErrorOut, error_response, install_error_handlers
 from src.logging import configure_logging
-from src.middleware import RequestContextMiddleware
+from src.middleware import RequestContextMiddleware, UnexpectedErrorMiddleware
 from src.openapi import install_openapi, operation_id
 from src.sampleFileUpload.config import FilesConfig, SheetConfig
 from src.sampleFileUpload.fastq_workers import FastqWorkers
@@ -65,6 +65,31 @@ TAGS = [
     {"name": "uploads", "description": "Resumable uploads (tus 1.0)."},
     {"name": "dashboard", "description": "Where the caller's submissions stand."},
     {"name": "statistics", "description": "Public totals over published studies."},
+]
+
+# Headers a browser client reads (API.md): CORS hides any other than the safelisted ones.
+EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "ETag",
+    "Location",
+    "Content-Disposition",
+    "Content-Range",
+    "Accept-Ranges",
+    "X-Checksum-SHA256",
+    "X-Checksum-MD5",
+    "Repr-Digest",
+    "Retry-After",
+    "WWW-Authenticate",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Metadata",
+    "Upload-Expires",
+    "Upload-File-Id",
+    "Tus-Version",
+    "Tus-Resumable",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Tus-Checksum-Algorithm",
 ]
 
 
@@ -190,6 +215,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
     # Public statistics are not the dashboard (phase 2: a router of their own, then drop this).
     install_openapi(app, tags={public_stats: ["statistics"]})
     _docs_routes(app)
+    # Innermost, so the 500 it renders still passes through CORS on its way out.
+    app.add_middleware(UnexpectedErrorMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -197,21 +224,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
             allow_credentials=True,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=[
-                "X-Request-ID",
-                "ETag",
-                "Location",
-                "Content-Disposition",
-                "Upload-Offset",
-                "Upload-Length",
-                "Upload-Expires",
-                "Upload-File-Id",
-                "Tus-Version",
-                "Tus-Resumable",
-                "Tus-Extension",
-                "Tus-Max-Size",
-                "Tus-Checksum-Algorithm",
-            ],
+            expose_headers=EXPOSED_HEADERS,
         )
     # Outermost, so every response (CORS preflights and errors included) gets a request id.
     app.add_middleware(RequestContextMiddleware)

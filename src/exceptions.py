@@ -189,4 +189,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
-    # Unexpected exceptions are answered by RequestContextMiddleware (src/middleware.py).
+    # Unexpected exceptions are answered by UnexpectedErrorMiddleware (src/middleware.py).
