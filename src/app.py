@@ -7,6 +7,7 @@ is created at import time, so tests and workers each build their own.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
@@ -156,8 +157,37 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "checks": checks})
 
 
+# ReDoc's sidebar footer shows a logo fetched from Redocly's CDN; the bundle is served with that
+# address replaced by an inline image, so the page makes no request outside this server.
+REDOC_REMOTE_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+REDOC_INLINE_LOGO = (
+    b"data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E"
+    b"%3Ccircle cx='8' cy='8' r='6' fill='%23888'/%3E%3C/svg%3E"
+)
+REDOC_BUNDLE = "redoc.offline.js"
+
+
+@functools.cache
+def _offline_redoc_bundle() -> bytes:
+    bundle = (files("fastapi_offline") / "static" / "redoc.standalone.js").read_bytes()
+    if REDOC_REMOTE_LOGO not in bundle:
+        logger.warning("ReDoc bundle: the remote logo address was not found; check the docs")
+    return bundle.replace(REDOC_REMOTE_LOGO, REDOC_INLINE_LOGO)
+
+
 def _docs_routes(app: FastAPI) -> None:
     """Swagger UI and ReDoc from assets served by the app itself: no CDN, works offline."""
+
+    # Before the mount below, which would otherwise answer for every path under it.
+    @app.get(f"{DOCS_ASSETS}/{REDOC_BUNDLE}", include_in_schema=False)
+    async def redoc_bundle() -> Response:
+        bundle = await anyio.to_thread.run_sync(_offline_redoc_bundle)
+        return Response(
+            bundle,
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=3600"},
+        )
+
     assets = files("fastapi_offline") / "static"
     app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
 
@@ -169,7 +199,8 @@ def _docs_routes(app: FastAPI) -> None:
             swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
-            swagger_ui_parameters={"persistAuthorization": True},
+            # validatorUrl: none, or Swagger UI asks validator.swagger.io about the document.
+            swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None},
         )
 
     @app.get("/redoc", include_in_schema=False)
@@ -177,7 +208,7 @@ def _docs_routes(app: FastAPI) -> None:
         return get_redoc_html(
             openapi_url=app.openapi_url or "/openapi.json",
             title=f"{app.title} - API reference",
-            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_js_url=f"{DOCS_ASSETS}/{REDOC_BUNDLE}",
             redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
             with_google_fonts=False,
         )

@@ -81,6 +81,7 @@ class TestDocs:
             asset = await client.get(url)
             assert asset.status_code == 200, url
             assert len(asset.content) > 1000
+            assert b"cdn.redoc.ly" not in asset.content, url
 
     async def test_openapi_describes_the_service(self, client: httpx.AsyncClient) -> None:
         spec = (await client.get("/openapi.json")).json()
