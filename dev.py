@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+JS_TESTS = ROOT / "tests" / "js"
 
 
 def _run(*command: str | Path, env: dict[str, str] | None = None) -> None:
@@ -53,6 +55,22 @@ def _ensure_venv(requirements: str) -> None:
     stamp.write_text(digest.hexdigest())
 
 
+def _ensure_node_modules() -> None:
+    """The JavaScript clients of the e2e tests (tests/js), installed again when the lock changes.
+    Without npm the tests that need them skip (they fail under CI=true, where .ci/run installs)."""
+    npm = shutil.which("npm")
+    lock = JS_TESTS / "package-lock.json"
+    if npm is None or not lock.exists():
+        return
+    stamp = JS_TESTS / "node_modules" / ".stamp"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    print("+ npm ci (tests/js)", flush=True)
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS_TESTS, check=True)
+    stamp.write_text(digest)
+
+
 def run(args: list[str]) -> None:
     _ensure_venv("requirements.txt")
     _run(PYTHON, "main.py", "serve", *args)
@@ -60,6 +78,7 @@ def run(args: list[str]) -> None:
 
 def test(args: list[str]) -> None:
     _ensure_venv("requirements.dev.txt")
+    _ensure_node_modules()
     _run(PYTHON, "-m", "ruff", "check", ".")
     _run(PYTHON, "-m", "ruff", "format", "--check", ".")
     _run(PYTHON, "-m", "mypy")
