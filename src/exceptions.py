@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
 from src.logging import request_id_var
 
@@ -29,6 +30,7 @@ class ErrorCode(StrEnum):
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     VALIDATION_ERROR = "VALIDATION_ERROR"
     MALFORMED_JSON = "MALFORMED_JSON"
+    MALFORMED_MULTIPART = "MALFORMED_MULTIPART"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     HTTP_ERROR = "HTTP_ERROR"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
@@ -161,6 +163,9 @@ async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
             [{"loc": ["body"], "code": "json_invalid", "message": str(exc.__cause__)[:200]}],
         )
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    # Starlette answers a form body it cannot parse (no boundary, broken framing) 400.
+    if exc.status_code == 400 and isinstance(exc.__context__, MultiPartException):
+        return error_response(422, ErrorCode.MALFORMED_MULTIPART, detail)
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No such route."
     headers = dict(exc.headers) if exc.headers else {}

@@ -106,6 +106,21 @@ class TestEnvelope:
         )
         assert_envelope(response, 422, "MALFORMED_JSON")
 
+    @pytest.mark.parametrize(
+        ("content", "content_type"),
+        [
+            (b"username=a", "multipart/form-data"),
+            (b"\xff\xfe--xyz--", "multipart/form-data; boundary=xyz"),
+        ],
+    )
+    async def test_broken_multipart_is_422_with_one_code(
+        self, client: httpx.AsyncClient, content: bytes, content_type: str
+    ) -> None:
+        response = await client.post(
+            "/api/v1/auth/token", content=content, headers={"content-type": content_type}
+        )
+        assert_envelope(response, 422, "MALFORMED_MULTIPART")
+
     async def test_well_formed_json_of_the_wrong_shape_stays_a_validation_error(
         self, app_with_test_routes: FastAPI, client: httpx.AsyncClient
     ) -> None:
