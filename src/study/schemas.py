@@ -20,6 +20,8 @@ from src.study.constants import (
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Author = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)]
+# A calendar date as the document says: "YYYY-MM-DD" only, never a number read as a timestamp.
+CalendarDate = Annotated[date, Field(strict=True)]
 # Checklist fields arrive as written; src/study/checklist.py checks and normalises them.
 Cell = Annotated[str, StringConstraints(max_length=4096)] | None
 
@@ -90,7 +92,7 @@ class StudyCreate(BaseModel):
     title: Title
     description: Description = ""
     authors: list[Author] = Field(default_factory=list, max_length=500)
-    release_date: date | None = None
+    release_date: CalendarDate | None = None
     samples: list[SampleCreate] | None = Field(default=None, max_length=MAX_INLINE_SAMPLES)
 
 
@@ -100,7 +102,7 @@ class StudyUpdate(BaseModel):
     title: Title | None = None
     description: Description | None = None
     authors: list[Author] | None = Field(default=None, max_length=500)
-    release_date: date | None = None
+    release_date: CalendarDate | None = None
 
 
 class UserRef(BaseModel):
