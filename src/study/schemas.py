@@ -17,9 +17,21 @@ from src.study.constants import (
     StudyStatus,
 )
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-Author = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)]
+# Text refuses NUL and the other control characters (PostgreSQL cannot store NUL); a multi-line
+# field keeps tab and line breaks (\r\n as browsers send it included).
+ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=300, pattern=ONE_LINE),
+]
+Author = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=300, pattern=ONE_LINE),
+]
+Description = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=20_000, pattern=MULTI_LINE)
+]
 # A calendar date as the document says: "YYYY-MM-DD" only, never a number read as a timestamp.
 CalendarDate = Annotated[date, Field(strict=True)]
 # Checklist fields arrive as written; src/study/checklist.py checks and normalises them.
