@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 # What each lock is compiled from; `dev.py lock` writes both, the runtime one first.
 LOCKS = {"requirements.lock": "requirements.txt", "requirements.dev.lock": "requirements.dev.txt"}
+JS_TESTS = ROOT / "tests" / "js"
 
 
 def _run(*command: str | Path, env: dict[str, str] | None = None) -> None:
@@ -63,6 +65,22 @@ def _ensure_venv(lock: str) -> None:
         return
     _run(PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q", *install)
     stamp.write_text(digest.hexdigest())
+
+
+def _ensure_node_modules() -> None:
+    """The JavaScript clients of the e2e tests (tests/js), installed again when the lock changes.
+    Without npm the tests that need them skip (they fail under CI=true, where .ci/run installs)."""
+    npm = shutil.which("npm")
+    lock = JS_TESTS / "package-lock.json"
+    if npm is None or not lock.exists():
+        return
+    stamp = JS_TESTS / "node_modules" / ".stamp"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    print("+ npm ci (tests/js)", flush=True)
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS_TESTS, check=True)
+    stamp.write_text(digest)
 
 
 def run(args: list[str]) -> None:
@@ -102,6 +120,7 @@ def lock(args: list[str]) -> None:
 
 def test(args: list[str]) -> None:
     _ensure_venv("requirements.dev.lock")
+    _ensure_node_modules()
     _lint()
     env = {k: v for k, v in os.environ.items() if k != "TEST_DATABASE_URL"}
     print("== test suite on SQLite", flush=True)

@@ -7,6 +7,7 @@ is created at import time, so tests and workers each build their own.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
@@ -25,6 +26,7 @@ from src import __version__
 from src.auth.router import router as auth_router
 from src.auth.state import start_auth
 from src.config import Settings
+from src.dashboard.router import public_stats
 from src.dashboard.router import router as dashboard_router
 from src.database import create_engine, create_sessionmaker
 from src.exceptions import (
@@ -34,7 +36,8 @@ from src.exceptions import (
     install_error_handlers,
 )
 from src.logging import configure_logging
-from src.middleware import RequestContextMiddleware
+from src.middleware import RequestContextMiddleware, UnexpectedErrorMiddleware
+from src.openapi import install_openapi, operation_id
 from src.sampleFileUpload.config import FilesConfig, SheetConfig
 from src.sampleFileUpload.files.fastq_workers import FastqWorkers
 from src.sampleFileUpload.router import router as files_router
@@ -66,7 +69,33 @@ TAGS = [
     {"name": "sample-sheets", "description": "Sample sheets: templates, validation, import."},
     {"name": "files", "description": "Sequence files: uploads, validation, downloads."},
     {"name": "uploads", "description": "Resumable uploads (tus 1.0)."},
-    {"name": "dashboard", "description": "Where submissions stand; public statistics."},
+    {"name": "dashboard", "description": "Where the caller's submissions stand."},
+    {"name": "statistics", "description": "Public totals over published studies."},
+]
+
+# Headers a browser client reads (API.md): CORS hides any other than the safelisted ones.
+EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "ETag",
+    "Location",
+    "Content-Disposition",
+    "Content-Range",
+    "Accept-Ranges",
+    "X-Checksum-SHA256",
+    "X-Checksum-MD5",
+    "Repr-Digest",
+    "Retry-After",
+    "WWW-Authenticate",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Metadata",
+    "Upload-Expires",
+    "Upload-File-Id",
+    "Tus-Version",
+    "Tus-Resumable",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Tus-Checksum-Algorithm",
 ]
 
 
@@ -131,8 +160,37 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "checks": checks})
 
 
+# ReDoc's sidebar footer shows a logo fetched from Redocly's CDN; the bundle is served with that
+# address replaced by an inline image, so the page makes no request outside this server.
+REDOC_REMOTE_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+REDOC_INLINE_LOGO = (
+    b"data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E"
+    b"%3Ccircle cx='8' cy='8' r='6' fill='%23888'/%3E%3C/svg%3E"
+)
+REDOC_BUNDLE = "redoc.offline.js"
+
+
+@functools.cache
+def _offline_redoc_bundle() -> bytes:
+    bundle = (files("fastapi_offline") / "static" / "redoc.standalone.js").read_bytes()
+    if REDOC_REMOTE_LOGO not in bundle:
+        logger.warning("ReDoc bundle: the remote logo address was not found; check the docs")
+    return bundle.replace(REDOC_REMOTE_LOGO, REDOC_INLINE_LOGO)
+
+
 def _docs_routes(app: FastAPI) -> None:
     """Swagger UI and ReDoc from assets served by the app itself: no CDN, works offline."""
+
+    # Before the mount below, which would otherwise answer for every path under it.
+    @app.get(f"{DOCS_ASSETS}/{REDOC_BUNDLE}", include_in_schema=False)
+    async def redoc_bundle() -> Response:
+        bundle = await anyio.to_thread.run_sync(_offline_redoc_bundle)
+        return Response(
+            bundle,
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=3600"},
+        )
+
     assets = files("fastapi_offline") / "static"
     app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
 
@@ -144,7 +202,8 @@ def _docs_routes(app: FastAPI) -> None:
             swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
-            swagger_ui_parameters={"persistAuthorization": True},
+            # validatorUrl: none, or Swagger UI asks validator.swagger.io about the document.
+            swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None},
         )
 
     @app.get("/redoc", include_in_schema=False)
@@ -152,7 +211,7 @@ def _docs_routes(app: FastAPI) -> None:
         return get_redoc_html(
             openapi_url=app.openapi_url or "/openapi.json",
             title=f"{app.title} - API reference",
-            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_js_url=f"{DOCS_ASSETS}/{REDOC_BUNDLE}",
             redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
             with_google_fonts=False,
         )
@@ -175,6 +234,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
         # Malformed input, on every route; described by its status alone (auth's routes name
         # the VALIDATION_ERROR code themselves).
         responses=error_responses(MalformedRequestError, descriptions={422: None}),
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.study_config = StudyConfig()
@@ -188,7 +248,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
     app.include_router(study_router, prefix=API_PREFIX)
     app.include_router(samples_router, prefix=API_PREFIX)
     app.include_router(dashboard_router, prefix=API_PREFIX)
+    # Public statistics are not the dashboard (phase 2: a router of their own, then drop this).
+    install_openapi(app, tags={public_stats: ["statistics"]})
     _docs_routes(app)
+    # Innermost, so the 500 it renders still passes through CORS on its way out.
+    app.add_middleware(UnexpectedErrorMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -196,21 +260,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
             allow_credentials=True,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=[
-                "X-Request-ID",
-                "ETag",
-                "Location",
-                "Content-Disposition",
-                "Upload-Offset",
-                "Upload-Length",
-                "Upload-Expires",
-                "Upload-File-Id",
-                "Tus-Version",
-                "Tus-Resumable",
-                "Tus-Extension",
-                "Tus-Max-Size",
-                "Tus-Checksum-Algorithm",
-            ],
+            expose_headers=EXPOSED_HEADERS,
         )
     # Outermost, so every response (CORS preflights and errors included) gets a request id.
     app.add_middleware(RequestContextMiddleware)

@@ -15,8 +15,10 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
 from src.logging import request_id_var
 
@@ -27,6 +29,8 @@ class KernelErrorCode(StrEnum):
     NOT_FOUND = "NOT_FOUND"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     VALIDATION_ERROR = "VALIDATION_ERROR"
+    MALFORMED_JSON = "MALFORMED_JSON"
+    MALFORMED_MULTIPART = "MALFORMED_MULTIPART"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     HTTP_ERROR = "HTTP_ERROR"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
@@ -168,21 +172,61 @@ async def _app_error_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method the app serves at this path (RFC 9110 Allow), not only one route's."""
+    path, root_path = request.scope["path"], request.scope.get("root_path", "")
+    if root_path and path.startswith(root_path):
+        path = path[len(root_path) :]
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if route.methods and regex is not None and regex.match(path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
+def _is_json(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+def _malformed_json(detail: str, errors: list[dict[str, Any]]) -> JSONResponse:
+    return error_response(422, KernelErrorCode.MALFORMED_JSON, detail, errors=errors)
+
+
 async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    # FastAPI answers a JSON body it cannot decode (not UTF-8, a lone BOM) 400 "There was an
+    # error parsing the body"; it is malformed input like any broken JSON.
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError) and _is_json(request):
+        return _malformed_json(
+            "The body is not valid JSON text.",
+            [{"loc": ["body"], "code": "json_invalid", "message": str(exc.__cause__)[:200]}],
+        )
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    # Starlette answers a form body it cannot parse (no boundary, broken framing) 400.
+    if exc.status_code == 400 and isinstance(exc.__context__, MultiPartException):
+        return error_response(422, KernelErrorCode.MALFORMED_MULTIPART, detail)
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No such route."
-    return error_response(exc.status_code, _http_code(exc.status_code), detail, headers=exc.headers)
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    return error_response(
+        exc.status_code, _http_code(exc.status_code), detail, headers=headers or None
+    )
 
 
 async def _validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    errors = _validation_errors(exc)
+    if errors and all(error["code"] == "json_invalid" for error in errors):
+        return _malformed_json("The body is not valid JSON; see errors.", errors)
     return error_response(
         MalformedRequestError.status_code,
         MalformedRequestError.code,
         MalformedRequestError.message,
-        errors=_validation_errors(exc),
+        errors=errors,
     )
 
 
@@ -191,4 +235,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
-    # Unexpected exceptions are answered by RequestContextMiddleware (src/middleware.py).
+    # Unexpected exceptions are answered by UnexpectedErrorMiddleware (src/middleware.py).

@@ -1,4 +1,4 @@
-"""Pure-ASGI middleware: request ids and one access-log line per request.
+"""Pure-ASGI middleware: request ids, one access-log line per request, and the 500 envelope.
 
 Written against the raw ASGI interface, not Starlette's request/response middleware base class,
 so streaming request and response bodies pass through untouched and context variables set here
@@ -48,13 +48,11 @@ class RequestContextMiddleware:
         uid_token = user_id_var.set(None)
         started = time.perf_counter()
         status_code = 500
-        status_code_sent = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status_code, status_code_sent
+            nonlocal status_code
             if message["type"] == "http.response.start":
                 status_code = message["status"]
-                status_code_sent = True
                 headers = [
                     (k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID_HEADER
                 ]
@@ -64,19 +62,6 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
-            # Handled here rather than by Starlette's outermost error middleware, so the 500 still
-            # carries the envelope and the request id, and the traceback is logged with that id.
-            logger.exception(
-                "unhandled error on %s %s",
-                scope.get("method"),
-                scope.get("path"),
-                extra={"request_id": request_id},
-            )
-            if status_code_sent:
-                raise
-            response = error_response(500, KernelErrorCode.INTERNAL_ERROR, "Internal server error.")
-            await response(scope, receive, send_with_id)
         finally:
             duration_ms = round((time.perf_counter() - started) * 1000, 2)
             access_logger.info(
@@ -96,3 +81,40 @@ class RequestContextMiddleware:
             )
             user_id_var.reset(uid_token)
             request_id_var.reset(rid_token)
+
+
+class UnexpectedErrorMiddleware:
+    """Answers an unhandled exception with the 500 envelope and logs its traceback.
+
+    Handled here rather than by Starlette's outermost error middleware, so the 500 still carries
+    the envelope and the request id; and added innermost, inside CORS, so it carries the CORS
+    headers too (RequestContextMiddleware, outermost, binds the request id it logs)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception:
+            logger.exception(
+                "unhandled error on %s %s",
+                scope.get("method"),
+                scope.get("path"),
+                extra={"request_id": request_id_var.get()},
+            )
+            if response_started:
+                raise
+            response = error_response(500, KernelErrorCode.INTERNAL_ERROR, "Internal server error.")
+            await response(scope, receive, send)

@@ -11,6 +11,30 @@ from fastapi import FastAPI
 from src.app import create_app
 from src.config import Settings
 
+# What API.md names as the headers a client reads; CORS must expose each.
+EXPOSED = {
+    "etag",
+    "x-request-id",
+    "location",
+    "upload-offset",
+    "upload-length",
+    "upload-expires",
+    "upload-file-id",
+    "content-range",
+    "accept-ranges",
+    "x-checksum-sha256",
+    "x-checksum-md5",
+    "repr-digest",
+    "content-disposition",
+    "retry-after",
+    "www-authenticate",
+    "tus-version",
+    "tus-resumable",
+    "tus-extension",
+    "tus-max-size",
+    "tus-checksum-algorithm",
+}
+
 
 class TestHealth:
     async def test_healthz_answers_while_the_process_runs(self, client: httpx.AsyncClient) -> None:
@@ -57,13 +81,16 @@ class TestDocs:
             asset = await client.get(url)
             assert asset.status_code == 200, url
             assert len(asset.content) > 1000
+            assert b"cdn.redoc.ly" not in asset.content, url
 
     async def test_openapi_describes_the_service(self, client: httpx.AsyncClient) -> None:
         spec = (await client.get("/openapi.json")).json()
         assert spec["info"]["title"] == "MOSAIC"
         assert spec["info"]["version"]
         assert "sequencing studies" in spec["info"]["description"]
-        assert {"service", "auth", "studies", "files"} <= {tag["name"] for tag in spec["tags"]}
+        assert {"service", "auth", "studies", "files", "statistics"} <= {
+            tag["name"] for tag in spec["tags"]
+        }
 
 
 class TestRequestId:
@@ -108,3 +135,39 @@ class TestCors:
         assert preflight.headers["access-control-allow-origin"] == "https://app.example"
         assert preflight.headers["x-request-id"]
         assert "access-control-allow-origin" not in other.headers
+
+    async def test_every_answer_of_an_allowed_origin_carries_the_cors_headers(
+        self, settings: Settings
+    ) -> None:
+        app: FastAPI = create_app(
+            settings.model_copy(update={"cors_origins": ["https://app.example"]})
+        )
+
+        async def boom() -> None:
+            raise RuntimeError("unexpected")
+
+        app.add_api_route("/test/boom", boom, methods=["GET"])
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        origin = {"Origin": "https://app.example"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            answers = {
+                404: await client.get("/no/such/route", headers=origin),
+                405: await client.request("OPTIONS", "/api/v1/auth/me", headers=origin),
+                422: await client.post(
+                    "/api/v1/auth/login",
+                    content=b"\xff\xfe{",
+                    headers={**origin, "Content-Type": "application/json"},
+                ),
+                500: await client.get("/test/boom", headers=origin),
+            }
+        for status, response in answers.items():
+            assert response.status_code == status, response.text
+            assert response.headers["access-control-allow-origin"] == "https://app.example"
+            assert response.headers["access-control-allow-credentials"] == "true"
+            exposed = {
+                name.strip().lower()
+                for name in response.headers["access-control-expose-headers"].split(",")
+            }
+            assert exposed >= EXPOSED, EXPOSED - exposed
+            assert response.json()["request_id"] == response.headers["x-request-id"]
+        assert answers[500].json()["code"] == "INTERNAL_ERROR"

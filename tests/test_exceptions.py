@@ -72,13 +72,79 @@ class TestEnvelope:
             }
         ]
 
-    async def test_broken_json_is_422(
+    @pytest.mark.parametrize(
+        ("content", "content_type"),
+        [
+            (b"{not json", "application/json"),
+            (b"\xff\xfe{", "application/json"),
+            (b"\xff\xfe{", "application/json; charset=utf-8"),
+            (b'{"count": "\xe9"}', "application/json"),
+            (b'{"count": 1', "application/json"),
+            (b"[1, 2", "application/merge-patch+json"),
+        ],
+    )
+    async def test_malformed_json_is_422_with_one_code(
+        self,
+        app_with_test_routes: FastAPI,
+        client: httpx.AsyncClient,
+        content: bytes,
+        content_type: str,
+    ) -> None:
+        response = await client.post(
+            "/test/echo", content=content, headers={"content-type": content_type}
+        )
+        assert_envelope(response, 422, "MALFORMED_JSON")
+        errors = response.json()["errors"]
+        assert errors
+        assert {error["code"] for error in errors} == {"json_invalid"}
+
+    async def test_malformed_json_on_a_real_endpoint(self, client: httpx.AsyncClient) -> None:
+        response = await client.post(
+            "/api/v1/auth/login",
+            content=b"\xff\xfe{",
+            headers={"content-type": "application/json"},
+        )
+        assert_envelope(response, 422, "MALFORMED_JSON")
+
+    @pytest.mark.parametrize(
+        ("content", "content_type"),
+        [
+            (b"username=a", "multipart/form-data"),
+            (b"\xff\xfe--xyz--", "multipart/form-data; boundary=xyz"),
+        ],
+    )
+    async def test_broken_multipart_is_422_with_one_code(
+        self, client: httpx.AsyncClient, content: bytes, content_type: str
+    ) -> None:
+        response = await client.post(
+            "/api/v1/auth/token", content=content, headers={"content-type": content_type}
+        )
+        assert_envelope(response, 422, "MALFORMED_MULTIPART")
+
+    async def test_well_formed_json_of_the_wrong_shape_stays_a_validation_error(
         self, app_with_test_routes: FastAPI, client: httpx.AsyncClient
     ) -> None:
         response = await client.post(
-            "/test/echo", content=b"{not json", headers={"content-type": "application/json"}
+            "/test/echo", content=b"[]", headers={"content-type": "application/json"}
         )
         assert_envelope(response, 422, "VALIDATION_ERROR")
+
+    @pytest.mark.parametrize(
+        ("method", "path", "allow"),
+        [
+            ("OPTIONS", "/api/v1/auth/me", "GET, PATCH"),
+            ("PUT", "/api/v1/auth/me", "GET, PATCH"),
+            ("POST", "/api/v1/files/00000000-0000-0000-0000-000000000000", "DELETE, GET"),
+            ("PUT", "/api/v1/files/00000000-0000-0000-0000-000000000000/download", "GET, HEAD"),
+            ("GET", "/api/v1/uploads", "OPTIONS, POST"),
+        ],
+    )
+    async def test_wrong_method_allows_every_method_of_the_resource(
+        self, client: httpx.AsyncClient, method: str, path: str, allow: str
+    ) -> None:
+        response = await client.request(method, path)
+        assert_envelope(response, 405, "METHOD_NOT_ALLOWED")
+        assert response.headers["allow"] == allow
 
     async def test_app_error_keeps_status_code_errors_and_headers(
         self, app_with_test_routes: FastAPI, client: httpx.AsyncClient

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Body, Cookie, Depends, Request
+from fastapi import Body, Cookie, Depends, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import ValidationError
@@ -34,16 +34,27 @@ from src.logging import user_id_var
 AuthStateDep = Annotated[AuthState, Depends(auth_state)]
 
 
+class OptionalOAuth2PasswordBearer(OAuth2PasswordBearer):
+    """The bearer scheme of a caller who may also be anonymous: the document gives operations
+    that need no other scheme an empty ``{}`` security alternative (src/openapi.py)."""
+
+    optional = True
+
+
 # The Authorize button of /docs posts the OAuth2 password form here. auto_error is off so a missing
-# token gets the one error envelope (401 INVALID_TOKEN) rather than FastAPI's own.
+# token gets the one error envelope (401 INVALID_TOKEN) rather than FastAPI's own. One scheme in
+# the document, two instances: ``current_user`` declares the required one.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+optional_oauth2_scheme = OptionalOAuth2PasswordBearer(
+    tokenUrl=TOKEN_URL, auto_error=False, scheme_name="OAuth2PasswordBearer"
+)
 
 
 async def optional_user(
     request: Request,
     session: SessionDep,
     auth: AuthStateDep,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
+    token: Annotated[str | None, Depends(optional_oauth2_scheme)],
 ) -> User | None:
     """The caller, or None without an Authorization header; any bad token is 401 INVALID_TOKEN.
 
@@ -61,8 +72,13 @@ async def optional_user(
     return user
 
 
-async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
-    """The authenticated caller; 401 INVALID_TOKEN (with WWW-Authenticate: Bearer) otherwise."""
+async def current_user(
+    user: Annotated[User | None, Depends(optional_user)],
+    _required: Annotated[str | None, Depends(oauth2_scheme)],
+) -> User:
+    """The authenticated caller; 401 INVALID_TOKEN (with WWW-Authenticate: Bearer) otherwise.
+
+    ``_required`` only declares, for the document, that the bearer token is not optional here."""
     if user is None:
         raise InvalidTokenError("Not authenticated.")
     return user
@@ -132,7 +148,32 @@ LoginAttempts = Annotated[Attempts, Depends(login_attempts)]
 RegisterAttempts = Annotated[Attempts, Depends(register_attempts)]
 
 
-async def login_form(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> LoginIn:
+class EmailPasswordForm(OAuth2PasswordRequestForm):
+    """The OAuth2 password form, its ``username`` documented as what it is: the email."""
+
+    def __init__(
+        self,
+        *,
+        grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+        username: Annotated[
+            str, Form(description="The account's email.", json_schema_extra={"format": "email"})
+        ],
+        password: Annotated[str, Form(json_schema_extra={"format": "password"})],
+        scope: Annotated[str, Form()] = "",
+        client_id: Annotated[str | None, Form()] = None,
+        client_secret: Annotated[str | None, Form(json_schema_extra={"format": "password"})] = None,
+    ) -> None:
+        super().__init__(
+            grant_type=grant_type,
+            username=username,
+            password=password,
+            scope=scope,
+            client_id=client_id,
+            client_secret=client_secret,
+        )
+
+
+async def login_form(form: Annotated[EmailPasswordForm, Depends()]) -> LoginIn:
     """The OAuth2 password form (``username`` is the email), checked like a JSON login."""
     try:
         return LoginIn(email=form.username, password=form.password)

@@ -113,7 +113,15 @@ class TokenPair(BaseModel):
 class UserQuery(BaseModel):
     """``GET /users`` filters: ``q`` matches email or name (case-insensitive), ``role`` exact."""
 
-    q: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    q: (
+        Annotated[
+            str,
+            StringConstraints(
+                strip_whitespace=True, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$"
+            ),
+        ]
+        | None
+    ) = None
     role: UserRole | None = None
 
 

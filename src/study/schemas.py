@@ -18,9 +18,23 @@ from src.study.constants import (
     StudyStatus,
 )
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-Author = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)]
+# Text refuses NUL and the other control characters (PostgreSQL cannot store NUL); a multi-line
+# field keeps tab and line breaks (\r\n as browsers send it included).
+ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=300, pattern=ONE_LINE),
+]
+Author = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=300, pattern=ONE_LINE),
+]
+Description = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=20_000, pattern=MULTI_LINE)
+]
+# A calendar date as the document says: "YYYY-MM-DD" only, never a number read as a timestamp.
+CalendarDate = Annotated[date, Field(strict=True)]
 # Checklist fields arrive as written; src/study/checklist.py checks and normalises them.
 Cell = Annotated[str, StringConstraints(max_length=4096)] | None
 
@@ -48,15 +62,28 @@ class SampleFields(BaseModel):
     attributes: dict[str, Annotated[str, StringConstraints(max_length=1024)]] | None = None
 
 
+CHECKLIST_REQUIRED = ("sample_id", "organism")
+
+
+def _checklist_required(schema: dict[str, Any]) -> None:
+    """The document shows ``sample_id`` and ``organism`` as required strings. The model keeps
+    them optional so that a sample missing one is refused by the checklist, 422 INVALID_SAMPLE
+    with every problem of the sample (code REQUIRED), like a sheet row, not by pydantic."""
+    properties = schema["properties"]
+    for name in CHECKLIST_REQUIRED:
+        field = properties[name]
+        properties[name] = {
+            **{key: value for key, value in field.items() if key != "anyOf"},
+            **next(option for option in field["anyOf"] if option.get("type") == "string"),
+        }
+    schema["required"] = [*schema.get("required", []), *CHECKLIST_REQUIRED]
+    schema["example"] = {"sample_id": "LIV_M1", "organism": "Mus musculus", "sex": "female"}
+
+
 class SampleCreate(SampleFields):
     """A new sample; ``sample_id`` and ``organism`` are required by the checklist."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "example": {"sample_id": "LIV_M1", "organism": "Mus musculus", "sex": "female"}
-        },
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_checklist_required)
 
 
 class SampleUpdate(SampleFields):
@@ -78,7 +105,7 @@ class StudyCreate(BaseModel):
     title: Title
     description: Description = ""
     authors: list[Author] = Field(default_factory=list, max_length=500)
-    release_date: date | None = None
+    release_date: CalendarDate | None = None
     samples: list[SampleCreate] | None = Field(default=None, max_length=MAX_INLINE_SAMPLES)
 
 
@@ -88,7 +115,7 @@ class StudyUpdate(BaseModel):
     title: Title | None = None
     description: Description | None = None
     authors: list[Author] | None = Field(default=None, max_length=500)
-    release_date: date | None = None
+    release_date: CalendarDate | None = None
 
 
 class StudyRead(BaseModel):

@@ -71,7 +71,15 @@ class TestListUsers:
         assert_error(await client.get(f"{AUTH}/users"), 401, "INVALID_TOKEN")
 
     @pytest.mark.parametrize(
-        "params", [{"role": "superuser"}, {"page": 0}, {"page_size": 101}, {"q": "x" * 201}]
+        "params",
+        [
+            {"role": "superuser"},
+            {"page": 0},
+            {"page_size": 101},
+            {"q": "x" * 201},
+            {"q": "a\x00b"},
+            {"q": "a\x1bb"},
+        ],
     )
     async def test_bad_query_is_422(
         self,

@@ -138,14 +138,14 @@ class TestOpenApi:
     async def test_dashboard_contract_is_documented(self, client: httpx.AsyncClient) -> None:
         spec = (await client.get("/openapi.json")).json()
         paths = spec["paths"]
-        for path in (
-            "/api/v1/stats",
-            "/api/v1/dashboard/summary",
-            "/api/v1/dashboard/timeseries",
-            "/api/v1/dashboard/breakdown",
+        for path, tag in (
+            ("/api/v1/stats", "statistics"),
+            ("/api/v1/dashboard/summary", "dashboard"),
+            ("/api/v1/dashboard/timeseries", "dashboard"),
+            ("/api/v1/dashboard/breakdown", "dashboard"),
         ):
             operation = paths[path]["get"]
-            assert operation["tags"] == ["dashboard"]
+            assert operation["tags"] == [tag]
             assert operation["description"]
         schemas = spec["components"]["schemas"]
         assert set(schemas["PublicStats"]["properties"]) == {

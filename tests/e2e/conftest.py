@@ -59,6 +59,9 @@ ADMIN_EMAIL = "admin@e2e.example.org"
 ADMIN_PASSWORD = "admin-password-e2e-123"
 S3_ACCESS_KEY_ID = "e2e-access-key"
 S3_SECRET_ACCESS_KEY = "e2e-secret-access-key"
+# The origin of the browser app in tests/e2e/test_browser_upload.py (a name Chromium maps to the
+# page's server): the API allows it, as CORS_ORIGINS does for a real frontend.
+BROWSER_APP_ORIGIN = "http://mosaic-app.test"
 # Environment passed through to the servers; everything else is set explicitly, so neither the
 # caller's environment nor a developer's .env (the servers run in a scratch directory) leaks in.
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
@@ -240,6 +243,7 @@ def start_stack(backend: str, directory: Path) -> Stack:
             # As docker compose sets it whatever the backend: with S3 there is no local file to
             # hand to nginx, so the API streams the object itself.
             "DOWNLOAD_ACCEL": "nginx",
+            "CORS_ORIGINS": BROWSER_APP_ORIGIN,
         }
         moto = None
         if backend == "s3":

@@ -1,18 +1,25 @@
-"""/docs through nginx, rendered by headless Chromium with no network beyond loopback.
+"""/docs and /redoc through nginx, rendered by headless Chromium with no network beyond loopback.
 
 Every host name but 127.0.0.1 resolves to nothing (``--host-resolver-rules``), so a CDN asset
 would fail to load and Swagger UI would not render. The test asserts that every operation of
 /openapi.json appears in the rendered page, that the browser fetched the assets from nginx, and
 keeps a screenshot under test-output/e2e/ for a person to look at.
+
+A failed request is not always a broken page (ReDoc hides a logo it cannot load), so each page is
+also loaded with Chromium's network log on, under a host name of its own (Swagger UI skips its
+online validator for 127.0.0.1 and localhost only): every URL the browser asked for must be on
+the page's own origin.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import struct
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -33,7 +40,12 @@ def chromium_binary() -> str | None:
     return None
 
 
-def run_chromium(binary: str, profile: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+def run_chromium(
+    binary: str,
+    profile: Path,
+    *arguments: str,
+    resolver_rules: str = "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             binary,
@@ -47,7 +59,7 @@ def run_chromium(binary: str, profile: Path, *arguments: str) -> subprocess.Comp
             "--disable-sync",
             "--disable-dev-shm-usage",
             f"--user-data-dir={profile}",
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            f"--host-resolver-rules={resolver_rules}",
             "--window-size=1280,2000",
             "--virtual-time-budget=10000",
             *arguments,
@@ -112,3 +124,54 @@ def test_docs_render_offline(local_stack: Stack, output_dir: Path, tmp_path: Pat
         "/openapi.json",
     ):
         assert any(f"GET {asset} " in line and '" 200 ' in line for line in browser_requests), asset
+
+
+# A name for the stack only the browser knows: Swagger UI treats 127.0.0.1 as local and would
+# not show what it does for a real host.
+DOCS_HOST = "mosaic-docs.test"
+
+
+def page_requests(net_log: Path, origin: str) -> list[str]:
+    """The URLs of the requests the page at ``origin`` made (its navigation excluded): those
+    whose initiator is that origin. The browser's own traffic (update checks, accounts) is not
+    the page's and is left out."""
+    text = net_log.read_text(errors="replace").rstrip()
+    try:
+        log = json.loads(text)
+    except json.JSONDecodeError:
+        # A log cut short at exit lacks its closing brackets.
+        log = json.loads(text.rstrip(",") + "]}")
+    start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    return [
+        event["params"]["url"]
+        for event in log["events"]
+        if event["type"] == start_job and event.get("params", {}).get("initiator") == origin
+    ]
+
+
+@pytest.mark.parametrize(("page", "rendered"), [("/docs", "swagger-ui"), ("/redoc", "redoc-wrap")])
+def test_docs_make_no_request_outside_the_server(
+    local_stack: Stack, tmp_path: Path, page: str, rendered: str
+) -> None:
+    binary = chromium_binary()
+    require(binary is not None, "chromium is not installed (apt-get install chromium)")
+    assert binary is not None
+    port = urlsplit(local_stack.url).port
+    origin = f"http://{DOCS_HOST}:{port}"
+    net_log = tmp_path / "net-log.json"
+    dom = run_chromium(
+        binary,
+        tmp_path / "profile",
+        f"--log-net-log={net_log}",
+        "--dump-dom",
+        f"{origin}{page}",
+        resolver_rules=f"MAP {DOCS_HOST} 127.0.0.1, MAP * ~NOTFOUND",
+    )
+    assert dom.returncode == 0, dom.stderr[-3000:]
+    assert rendered in dom.stdout, dom.stdout[:2000]
+    assert "/api/v1/studies/{study}/submit" in dom.stdout or "submit_study" in dom.stdout
+
+    requests = page_requests(net_log, origin)
+    assert f"{origin}/openapi.json" in requests, requests
+    outside = [url for url in requests if not url.startswith(f"{origin}/")]
+    assert not outside, outside

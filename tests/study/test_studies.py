@@ -128,6 +128,15 @@ class TestCreateStudy:
             {"title": "ok", "authors": "not a list"},
             {"title": "ok", "authors": [""]},
             {"title": "ok", "release_date": "next week"},
+            {"title": "ok", "release_date": 0},
+            {"title": "nul\u0000"},
+            {"title": "bell\u0007"},
+            {"title": "two\nlines"},
+            {"title": "ok", "authors": ["Ada\u0000"]},
+            {"title": "ok", "description": "nul\u0000"},
+            {"title": "ok", "description": "escape\u001b[31m"},
+            {"title": "ok", "release_date": 1735689600},
+            {"title": "ok", "release_date": "2030-01-01T00:00:00"},
             {"title": "ok", "unknown": 1},
             {"title": "ok", "samples": [{"sample_id": ["x"]}]},
         ],
@@ -138,6 +147,14 @@ class TestCreateStudy:
         response = await client.post(API, headers=headers, json=payload)
         assert response.status_code == 422
         assert response.json()["code"] in {"VALIDATION_ERROR", "INVALID_SAMPLE"}
+
+    async def test_a_description_keeps_tabs_and_line_breaks(
+        self, client: httpx.AsyncClient, headers: dict[str, str]
+    ) -> None:
+        text = "Line one\tcell\r\nLine two\nLine three"
+        response = await client.post(API, headers=headers, json={"title": "t", "description": text})
+        assert response.status_code == 201, response.text
+        assert response.json()["description"] == text
 
     async def test_anonymous_cannot_create(self, client: httpx.AsyncClient) -> None:
         response = await client.post(API, json={"title": "x"})
