@@ -202,7 +202,9 @@ class SampleFile(UUIDPrimaryKey, Base):
 
 
 class Upload(UUIDPrimaryKey, Base):
-    """A tus upload in progress: everything a process needs to continue it after a restart."""
+    """A tus upload: everything a process needs to continue it after a restart. A finished
+    upload (``finished_at`` set) is kept until it expires, so a client re-running it sees it
+    done; it then reserves no quota and holds no stored bytes of its own (its file does)."""
 
     __tablename__ = "upload"
 
@@ -215,6 +217,8 @@ class Upload(UUIDPrimaryKey, Base):
     read: Mapped[ReadKind] = mapped_column(_enum(ReadKind, 8))
     declared_md5: Mapped[str | None] = mapped_column(String(32))
     declared_sha256: Mapped[str | None] = mapped_column(String(64))
+    # Upload-Metadata as the client sent it at creation, answered again on HEAD.
+    upload_metadata: Mapped[str | None] = mapped_column(Text)
     length: Mapped[int] = mapped_column(BigInteger)
     offset: Mapped[int] = mapped_column(BigInteger, default=0)
     storage_key: Mapped[str] = mapped_column(String(255), unique=True)
@@ -228,6 +232,8 @@ class Upload(UUIDPrimaryKey, Base):
     lease_token: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None]
     expires_at: Mapped[datetime] = mapped_column(index=True)
+    # When the last byte was recorded and the file finished; None while the upload is going on.
+    finished_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -107,7 +107,9 @@ async def find_problems(session: AsyncSession, *, study: Study) -> list[Readines
     uploads = (
         await session.execute(
             select(func.count(Upload.id)).where(
-                Upload.study_id == study.id, Upload.expires_at > utcnow()
+                Upload.study_id == study.id,
+                Upload.finished_at.is_(None),  # kept after finishing, until they expire
+                Upload.expires_at > utcnow(),
             )
         )
     ).scalar_one()

@@ -622,7 +622,9 @@ async def delete_samples(
     )
     uploads = (
         await session.execute(
-            select(Upload.storage_key, Upload.storage_state).where(Upload.sample_pk.in_(ids))
+            select(Upload.storage_key, Upload.storage_state).where(
+                Upload.sample_pk.in_(ids), Upload.finished_at.is_(None)
+            )
         )
     ).all()
     await session.execute(delete(Sample).where(Sample.id.in_(ids)))

@@ -56,7 +56,9 @@ async def used_bytes(session: AsyncSession, *, user_id: uuid.UUID) -> int:
     )
     reserved = await session.scalar(
         select(func.coalesce(func.sum(Upload.length), 0)).where(
-            Upload.owner_id == user_id, Upload.expires_at > utcnow()
+            Upload.owner_id == user_id,
+            Upload.finished_at.is_(None),  # a finished upload's bytes are its file's
+            Upload.expires_at > utcnow(),
         )
     )
     return int(stored or 0) + int(reserved or 0)

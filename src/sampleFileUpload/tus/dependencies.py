@@ -1,5 +1,6 @@
 """Dependencies of the tus routes: an upload of the caller's (404 for unknown or someone
-else's, 410 and clean-up once expired), and the checked target of a new upload (its
+else's, 410 and clean-up once expired; for HEAD and PATCH the caller must still edit the study
+and the study still be a draft), and the checked target of a new upload (its
 Upload-Length and Upload-Metadata: a draft study the caller edits, an existing sample, an
 allowed file name, read and checksums, room in the caller's quota, a free name)."""
 
@@ -44,7 +45,7 @@ from src.study.permissions import ensure_editable_draft
 REQUIRED_METADATA = ("study", "sample_id", "filename")
 
 
-async def owned_upload(
+async def callers_upload(
     upload_id: str, user: CurrentUser, session: SessionDep, storage: StorageDep
 ) -> Upload:
     """The caller's upload; an expired one nobody is writing to is removed (410)."""
@@ -64,11 +65,24 @@ async def owned_upload(
     return upload
 
 
+CallersUpload = Annotated[Upload, Depends(callers_upload)]
+
+
+async def owned_upload(upload: CallersUpload, user: CurrentUser, session: SessionDep) -> Upload:
+    """The caller's upload, if they may still add files to its study: 404 when they no longer
+    see the study, 403 when they no longer edit it, 423 when it is no longer a draft. Checked
+    on every HEAD and PATCH, before any byte is read."""
+    view = await visibility.get_view(session, reference=str(upload.study_id), user=user)
+    ensure_editable_draft(view)
+    return upload
+
+
 OwnedUpload = Annotated[Upload, Depends(owned_upload)]
 
 
-async def terminable_upload(upload: OwnedUpload) -> Upload:
-    """The caller's upload, if no request is writing to it (423 otherwise)."""
+async def terminable_upload(upload: CallersUpload) -> Upload:
+    """The caller's upload, if no request is writing to it (423 otherwise). Its creator may
+    abandon it even after losing access to the study."""
     if leased(upload, utcnow()):
         raise UploadLockedError
     return upload
@@ -126,6 +140,7 @@ async def upload_target(
         length=length,
         declared_md5=md5,
         declared_sha256=sha256,
+        upload_metadata=request.headers.get("upload-metadata"),
     )
 
 
@@ -135,12 +150,18 @@ UploadTargetDep = Annotated[UploadTarget, Depends(upload_target)]
 async def chunk_request(request: Request, upload: OwnedUpload) -> ChunkRequest:
     """A PATCH checked before any byte is read: its content type (415), Upload-Offset (400, and
     409 when it is not the upload's), Upload-Checksum (400) and Content-Length (413 past
-    Upload-Length)."""
+    Upload-Length). A finished upload accepts only its own length as the offset (the client
+    re-sends its last chunk's request and is told it is done)."""
     if not wants_body(request):
         raise InvalidContentTypeError
     offset = non_negative(request.headers.get("upload-offset"), "Upload-Offset")
     if offset is None:
         raise InvalidUploadRequestError("Upload-Offset is required.")
+    if upload.finished_at is not None and offset != upload.length:
+        raise OffsetMismatchError(
+            f"The upload is finished; Upload-Offset is {offset}, not {upload.length}.",
+            headers={"Upload-Offset": str(upload.length)},
+        )
     if offset != upload.offset:
         raise OffsetMismatchError(
             f"Upload-Offset is {offset} but the upload is at {upload.offset}.",

@@ -16,30 +16,186 @@ implemented here (about as long as the glue would have been) on top of src/stora
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 
 from src.auth.dependencies import CurrentUser
+from src.auth.exceptions import InvalidTokenError
 from src.dependencies import SessionDep, StorageDep
-from src.exceptions import error_responses
+from src.exceptions import AppError, ServiceUnavailableError, error_responses
 from src.sampleFileUpload.files.dependencies import FilesConfigDep
+from src.sampleFileUpload.files.exceptions import (
+    ChecksumMismatchError,
+    FileExistsInSampleError,
+    FileTooLargeError,
+    InvalidChecksumError,
+    InvalidFilenameError,
+    InvalidReadError,
+    QuotaExceededError,
+    StorageUnavailableError,
+    UnsupportedFileTypeError,
+    ValidatorUnavailableError,
+)
 from src.sampleFileUpload.files.ingest import HASH_ALGORITHMS, BodyInterrupted
 from src.sampleFileUpload.tus import writer
-from src.sampleFileUpload.tus.constants import TUS_EXTENSIONS, TUS_VERSION
+from src.sampleFileUpload.tus.constants import OFFSET_CONTENT_TYPE, TUS_EXTENSIONS, TUS_VERSION
 from src.sampleFileUpload.tus.dependencies import (
     ChunkRequestDep,
     OwnedUpload,
     TerminableUpload,
     UploadTargetDep,
 )
-from src.sampleFileUpload.tus.exceptions import InvalidUploadRequestError
-from src.sampleFileUpload.tus.protocol import TusRoute, http_date, offset_headers
+from src.sampleFileUpload.tus.exceptions import (
+    ChunkChecksumMismatchError,
+    InvalidContentTypeError,
+    InvalidUploadRequestError,
+    OffsetMismatchError,
+    TusVersionError,
+    UnsupportedChecksumAlgorithmError,
+    UploadExpiredError,
+    UploadLockedError,
+    UploadNotFoundError,
+)
+from src.sampleFileUpload.tus.protocol import (
+    ChunkResult,
+    TusRoute,
+    offset_headers,
+)
+from src.study.exceptions import (
+    ForbiddenError,
+    SampleNotFoundError,
+    StudyLockedError,
+    StudyNotFoundError,
+)
 
 tus_router = APIRouter(prefix="/uploads", tags=["uploads"], route_class=TusRoute)
 
-TUS_ERRORS = error_responses(400, 401, 403, 404, 409, 410, 412, 413, 415, 423, 460, 503)
+# ---------------------------------------------------------------------------------------------
+# The document: tus speaks in headers, so the operations declare them (FastAPI does not read
+# them as parameters: the protocol's own refusals, 400 and 412, stay what they are).
+
+_DIGITS: dict[str, Any] = {"type": "string", "pattern": "^[0-9]+$"}
 
 
-@tus_router.options("", status_code=204)
+def _header(name: str, description: str, schema: dict[str, Any], *, required: bool = False) -> Any:
+    return {
+        "name": name,
+        "in": "header",
+        "required": required,
+        "description": description,
+        "schema": schema,
+    }
+
+
+TUS_RESUMABLE = _header(
+    "Tus-Resumable",
+    "The protocol version; only 1.0.0 (412 TUS_VERSION_UNSUPPORTED otherwise).",
+    {"type": "string", "enum": [TUS_VERSION]},
+    required=True,
+)
+UPLOAD_LENGTH = _header(
+    "Upload-Length",
+    "The whole file's size in bytes (Upload-Defer-Length is not supported).",
+    {"type": "integer", "minimum": 0},
+    required=True,
+)
+UPLOAD_METADATA = _header(
+    "Upload-Metadata",
+    "Comma-separated `key base64(value)` pairs: `study` (UUID or accession), `sample_id`, "
+    "`filename`, optional `read` (single, R1, R2), `md5`, `sha256` (hex, of the whole file).",
+    {"type": "string"},
+    required=True,
+)
+UPLOAD_OFFSET = _header(
+    "Upload-Offset",
+    "Where this chunk starts: the upload's current offset (409 otherwise).",
+    {"type": "integer", "minimum": 0},
+    required=True,
+)
+UPLOAD_CHECKSUM = _header(
+    "Upload-Checksum",
+    "The chunk's checksum, `<md5|sha1|sha256> <base64 digest>` (460 when it does not match).",
+    {"type": "string"},
+)
+CHUNK_BODY = {
+    "description": "The bytes of the chunk (Content-Type: application/offset+octet-stream).",
+    "content": {OFFSET_CONTENT_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+}
+
+
+def _out(description: str, *, required: bool = True, schema: dict[str, Any] | None = None) -> Any:
+    return {"description": description, "required": required, "schema": schema or _DIGITS}
+
+
+RESUMABLE_OUT = _out("1.0.0", schema={"type": "string"})
+OFFSET_OUT = {
+    "Tus-Resumable": RESUMABLE_OUT,
+    "Upload-Offset": _out("The bytes the server has."),
+    "Upload-Expires": _out(
+        "When an unfinished upload is discarded (RFC 7231 date).", schema={"type": "string"}
+    ),
+    "Upload-File-Id": _out(
+        "The finished file's id, once the last byte arrived.",
+        required=False,
+        schema={"type": "string", "format": "uuid"},
+    ),
+}
+
+
+def _responses(
+    status: int, description: str, headers: dict[str, Any], *errors: type[AppError]
+) -> Any:
+    responses: dict[int | str, dict[str, Any]] = dict(error_responses(*errors))
+    responses[status] = {"description": description, "headers": headers}
+    if TusVersionError in errors:
+        responses[TusVersionError.status_code]["headers"] = {
+            "Tus-Version": _out("The supported version.", schema={"type": "string"})
+        }
+    return responses
+
+
+# Every route after the version check: the caller's token, a busy database.
+COMMON = (TusVersionError, InvalidTokenError, ServiceUnavailableError)
+# An upload of the caller's that they may still write (HEAD, PATCH).
+OWNED = (
+    UploadNotFoundError,
+    UploadExpiredError,
+    StudyNotFoundError,
+    ForbiddenError,
+    StudyLockedError,
+)
+# Writing bytes and finishing the file (POST with a body, PATCH).
+WRITING = (
+    FileTooLargeError,
+    UnsupportedChecksumAlgorithmError,
+    UploadLockedError,
+    ChecksumMismatchError,
+    SampleNotFoundError,
+    StorageUnavailableError,
+    ValidatorUnavailableError,
+)
+
+
+@tus_router.options(
+    "",
+    status_code=204,
+    response_class=Response,
+    responses={
+        204: {
+            "description": "What the server supports",
+            "headers": {
+                "Tus-Resumable": RESUMABLE_OUT,
+                "Tus-Version": _out("1.0.0", schema={"type": "string"}),
+                "Tus-Extension": _out(TUS_EXTENSIONS, schema={"type": "string"}),
+                "Tus-Max-Size": _out("The largest upload, in bytes."),
+                "Tus-Checksum-Algorithm": _out(
+                    ",".join(HASH_ALGORITHMS), schema={"type": "string"}
+                ),
+            },
+        }
+    },
+)
 async def tus_options(config: FilesConfigDep) -> Response:
     """tus discovery: version, extensions, maximum size and checksum algorithms."""
     return Response(
@@ -53,7 +209,39 @@ async def tus_options(config: FilesConfigDep) -> Response:
     )
 
 
-@tus_router.post("", status_code=201, responses=TUS_ERRORS)
+@tus_router.post(
+    "",
+    status_code=201,
+    response_class=Response,
+    responses=_responses(
+        201,
+        "Created, with no body; Location names the upload",
+        {
+            "Location": _out("/api/v1/uploads/{id}", schema={"type": "string"}),
+            **OFFSET_OUT,
+        },
+        *COMMON,
+        InvalidUploadRequestError,
+        StudyNotFoundError,
+        ForbiddenError,
+        StudyLockedError,
+        UnsupportedFileTypeError,
+        InvalidFilenameError,
+        InvalidReadError,
+        InvalidChecksumError,
+        QuotaExceededError,
+        FileExistsInSampleError,
+        *WRITING,
+    ),
+    openapi_extra={
+        "parameters": [TUS_RESUMABLE, UPLOAD_LENGTH, UPLOAD_METADATA, UPLOAD_CHECKSUM],
+        "requestBody": {
+            **CHUNK_BODY,
+            "required": False,
+            "description": "Optionally the first chunk (creation-with-upload).",
+        },
+    },
+)
 async def create_upload(
     request: Request,
     target: UploadTargetDep,
@@ -71,21 +259,76 @@ async def create_upload(
     return Response(status_code=201, headers={"Location": location, **offset_headers(result)})
 
 
-@tus_router.head("/{upload_id}", status_code=200, responses=TUS_ERRORS)
-async def upload_offset(upload: OwnedUpload) -> Response:
-    """How much of the upload the server has (Upload-Offset) out of Upload-Length."""
-    return Response(
-        status_code=200,
-        headers={
-            "Upload-Offset": str(upload.offset),
-            "Upload-Length": str(upload.length),
-            "Upload-Expires": http_date(upload.expires_at),
-            "Cache-Control": "no-store",
+# POST /api/v1/uploads/ (as tus-js-client's examples write the endpoint) is the same endpoint,
+# never a redirect; it stays out of the document.
+tus_router.add_api_route(
+    "/", tus_options, methods=["OPTIONS"], status_code=204, include_in_schema=False
+)
+tus_router.add_api_route(
+    "/", create_upload, methods=["POST"], status_code=201, include_in_schema=False
+)
+
+
+@tus_router.head(
+    "/{upload_id}",
+    status_code=200,
+    response_class=Response,
+    responses=_responses(
+        200,
+        "Where the upload stands (no body); a finished upload, until it expires, answers "
+        "Upload-Offset = Upload-Length and Upload-File-Id",
+        {
+            **OFFSET_OUT,
+            "Upload-Length": _out("The whole file's size."),
+            "Upload-Metadata": _out(
+                "Upload-Metadata as sent at creation.", required=False, schema={"type": "string"}
+            ),
+            "Cache-Control": _out("no-store", schema={"type": "string"}),
         },
+        *COMMON,
+        *OWNED,
+    ),
+    openapi_extra={"parameters": [TUS_RESUMABLE]},
+)
+async def upload_offset(upload: OwnedUpload) -> Response:
+    """How much of the upload the server has (Upload-Offset) out of Upload-Length; for a
+    finished upload, its file (Upload-File-Id)."""
+    headers = offset_headers(
+        ChunkResult(
+            offset=upload.length if upload.finished_at is not None else upload.offset,
+            expires_at=upload.expires_at,
+            file_id=upload.file_id if upload.finished_at is not None else None,
+        )
     )
+    headers["Upload-Length"] = str(upload.length)
+    if upload.upload_metadata:
+        headers["Upload-Metadata"] = upload.upload_metadata
+    headers["Cache-Control"] = "no-store"
+    return Response(status_code=200, headers=headers)
 
 
-@tus_router.patch("/{upload_id}", status_code=204, responses=TUS_ERRORS)
+@tus_router.patch(
+    "/{upload_id}",
+    status_code=204,
+    response_class=Response,
+    responses=_responses(
+        204,
+        "The chunk is stored; after the last byte Upload-File-Id names the file. On a finished "
+        "upload at Upload-Offset = Upload-Length, the same answer (nothing written)",
+        OFFSET_OUT,
+        *COMMON,
+        *OWNED,
+        InvalidUploadRequestError,
+        InvalidContentTypeError,
+        OffsetMismatchError,
+        ChunkChecksumMismatchError,
+        *WRITING,
+    ),
+    openapi_extra={
+        "parameters": [TUS_RESUMABLE, UPLOAD_OFFSET, UPLOAD_CHECKSUM],
+        "requestBody": {**CHUNK_BODY, "required": True},
+    },
+)
 async def append_chunk(
     request: Request, chunk: ChunkRequestDep, user: CurrentUser, session: SessionDep
 ) -> Response:
@@ -98,7 +341,21 @@ async def append_chunk(
     return Response(status_code=204, headers=offset_headers(result))
 
 
-@tus_router.delete("/{upload_id}", status_code=204, responses=TUS_ERRORS)
+@tus_router.delete(
+    "/{upload_id}",
+    status_code=204,
+    response_class=Response,
+    responses=_responses(
+        204,
+        "The upload is abandoned (a finished upload's file stays)",
+        {"Tus-Resumable": RESUMABLE_OUT},
+        *COMMON,
+        UploadNotFoundError,
+        UploadExpiredError,
+        UploadLockedError,
+    ),
+    openapi_extra={"parameters": [TUS_RESUMABLE]},
+)
 async def terminate_upload(
     upload: TerminableUpload, session: SessionDep, storage: StorageDep
 ) -> Response:

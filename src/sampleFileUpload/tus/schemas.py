@@ -22,6 +22,7 @@ class UploadTarget:
     length: int
     declared_md5: str | None
     declared_sha256: str | None
+    upload_metadata: str | None
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ async def create_upload(
     length: int,
     declared_md5: str | None,
     declared_sha256: str | None,
+    upload_metadata: str | None,
     storage_key: str,
     storage_state: dict[str, Any],
     expires_at: datetime,
@@ -56,6 +57,7 @@ async def create_upload(
         read=read,
         declared_md5=declared_md5,
         declared_sha256=declared_sha256,
+        upload_metadata=upload_metadata,
         length=length,
         offset=0,
         storage_key=storage_key,
@@ -154,21 +156,38 @@ async def complete_upload(
     sample: Sample,
     user: User,
     ingested: Ingested,
+    expires_at: datetime,
 ) -> SampleFile:
-    """Turn the upload's ``uploading`` file into a valid or invalid one; drop the upload."""
+    """Turn the upload's ``uploading`` file into a valid or invalid one; the upload is kept,
+    finished (it holds no stored bytes of its own any more), until ``expires_at``."""
     file = await session.get(SampleFile, upload.file_id, populate_existing=True)
     if file is None:  # the file was deleted meanwhile: the upload went with it
         raise SampleNotFoundError("The file was deleted while it was uploading.")
     apply_ingested(file, ingested)
     file.sample_record = sample
-    await session.execute(delete(Upload).where(Upload.id == upload.id))
+    now = utcnow()
+    await session.execute(
+        update(Upload)
+        .where(Upload.id == upload.id)
+        .values(
+            offset=upload.length,
+            storage_state={},
+            finished_at=now,
+            expires_at=expires_at,
+            lease_token=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
     file_added(session, view, user, file)
     await session.flush()
     return file
 
 
 async def forget_upload(session: AsyncSession, *, upload: Upload) -> None:
-    """Delete an upload and its unfinished file record (stored bytes are the caller's)."""
+    """Delete an upload and its unfinished file record (stored bytes are the caller's); the
+    file of a finished upload stays."""
     await session.execute(delete(Upload).where(Upload.id == upload.id))
     if upload.file_id is not None:
         await session.execute(
@@ -180,7 +199,7 @@ async def forget_upload(session: AsyncSession, *, upload: Upload) -> None:
 
 
 async def expired_uploads(session: AsyncSession, *, limit: int) -> Sequence[Upload]:
-    """Expired uploads nobody is writing to, oldest first."""
+    """Expired uploads nobody is writing to, finished ones included, oldest first."""
     now = utcnow()
     result = await session.scalars(
         select(Upload)
@@ -202,6 +221,7 @@ async def stranded_uploads(session: AsyncSession, *, limit: int) -> Sequence[Upl
         select(Upload)
         .where(
             Upload.offset == Upload.length,
+            Upload.finished_at.is_(None),
             Upload.expires_at > now,
             or_(Upload.lease_token.is_(None), Upload.lease_expires_at < now),
         )

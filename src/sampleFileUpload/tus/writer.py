@@ -352,11 +352,12 @@ class ChunkWriter:
             raise
         if writer is not None:
             await writer.commit()
+        expires_at = self._expiry()
         async with lease.recording(ends=True):
-            file = await self._record_file(ingested)
-        return ChunkResult(offset=self.length, expires_at=self._expiry(), file_id=file.id)
+            file = await self._record_file(ingested, expires_at)
+        return ChunkResult(offset=self.length, expires_at=expires_at, file_id=file.id)
 
-    async def _record_file(self, ingested: Ingested) -> SampleFile:
+    async def _record_file(self, ingested: Ingested, expires_at: datetime) -> SampleFile:
         """Record the finished file, if the caller may still add it to the sample; otherwise
         the stored object and the upload go."""
         upload = self.upload
@@ -371,6 +372,7 @@ class ChunkWriter:
                 sample=sample,
                 user=self.user,
                 ingested=ingested,
+                expires_at=expires_at,
             )
             await self.session.commit()
         except (ForbiddenError, StudyLockedError, SampleNotFoundError):
@@ -435,6 +437,7 @@ async def _open_upload(
             length=target.length,
             declared_md5=target.declared_md5,
             declared_sha256=target.declared_sha256,
+            upload_metadata=target.upload_metadata,
             storage_key=key,
             storage_state=state,
             expires_at=utcnow() + timedelta(hours=config.tus_expiry_hours),
@@ -477,8 +480,13 @@ async def append_chunk(
     request: Request, *, chunk: ChunkRequest, user: User, session: AsyncSession
 ) -> ChunkResult:
     """Write a PATCH's body at the upload's offset; an empty PATCH at offset = length finishes
-    a file whose bytes all arrived but which was never recorded."""
+    a file whose bytes all arrived but which was never recorded, and on a finished upload
+    answers where it stands (its file's id), writing nothing."""
     upload = chunk.upload
+    if upload.finished_at is not None:  # done already: say so, read nothing
+        return ChunkResult(
+            offset=upload.length, expires_at=upload.expires_at, file_id=upload.file_id
+        )
     writer = ChunkWriter.in_app(request.app, session=session, user=user, upload=upload)
     if upload.offset == upload.length:
         return await writer.finish_stored()

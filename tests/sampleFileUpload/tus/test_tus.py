@@ -23,7 +23,7 @@ import anyio.to_thread
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from tusclient.client import TusClient
 from tusclient.uploader import Uploader
@@ -37,15 +37,15 @@ from src.sampleFileUpload.tus.cleanup import finish_stranded_uploads, upload_cle
 from src.sampleFileUpload.tus.protocol import ChunkResult
 from src.sampleFileUpload.tus.writer import ChunkWriter
 from src.storage import LocalStorage
-from src.study.constants import FileStatus, StudyStatus
-from src.study.models import SampleFile, Study, Upload
+from src.study.constants import FileStatus, MemberRole, StudyStatus
+from src.study.models import SampleFile, Study, StudyMember, Upload
 from tests.factories import auth_headers, create_user
 from tests.sampleFileUpload import backends
 from tests.sampleFileUpload.backends import server_environment
 from tests.sampleFileUpload.fastq_samples import GOOD_GZ, gz, md5, records, sha256
 from tests.sampleFileUpload.files.test_uploads import stored_objects
 from tests.sampleFileUpload.servers import ApiServer, Seed, seed_database
-from tests.study.factories import create_study
+from tests.study.factories import add_member, create_study
 
 UPLOADS = "/api/v1/uploads"
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -225,8 +225,14 @@ class TestUpload:
         body = file.json()
         assert (body["status"], body["read"], body["read_count"]) == ("valid", "R1", 3000)
         assert (body["md5"], body["sha256"], body["size"]) == (md5(data), sha256(data), len(data))
-        assert await session.scalar(select(func.count(Upload.id))) == 0
-        assert (await client.head(location, headers=headers)).status_code == 404
+        # The upload is kept, finished, until it expires: HEAD says it is done.
+        (kept,) = (await session.scalars(select(Upload))).all()
+        assert kept.finished_at is not None
+        assert (kept.offset, kept.storage_state, kept.lease_token) == (len(data), {}, None)
+        done = await client.head(location, headers=headers)
+        assert done.status_code == 200
+        assert done.headers["upload-offset"] == done.headers["upload-length"] == str(len(data))
+        assert done.headers["upload-file-id"] == file_id
 
     async def test_creation_with_upload(
         self, client: httpx.AsyncClient, headers: dict[str, str], study: Study
@@ -335,8 +341,12 @@ class TestStrandedUploads:
         )
         (file,) = files.json()
         assert (file["status"], file["md5"], file["read_count"]) == ("valid", md5(data), 3000)
-        assert await session.scalar(select(func.count(Upload.id))) == 0
-        assert (await client.head(location, headers=headers)).status_code == 404
+        unfinished = select(func.count(Upload.id)).where(Upload.finished_at.is_(None))
+        assert await session.scalar(unfinished) == 0
+        done = await client.head(location, headers=headers)
+        assert done.status_code == 200
+        assert done.headers["upload-offset"] == str(len(data))
+        assert done.headers["upload-file-id"] == file["id"]
         assert await finish_stranded_uploads(app) == 0
 
     async def test_a_held_lease_is_left_alone(
@@ -414,7 +424,8 @@ class TestStrandedUploads:
             with anyio.fail_after(10):
                 for event in done.values():
                     await event.wait()
-        assert await session.scalar(select(func.count(Upload.id))) == 0
+        unfinished = select(func.count(Upload.id)).where(Upload.finished_at.is_(None))
+        assert await session.scalar(unfinished) == 0
         (file,) = (
             await client.get(f"/api/v1/studies/{study.accession}/samples/S1/files", headers=headers)
         ).json()
@@ -704,6 +715,223 @@ class TestCreationChecks:
         assert (await create(client, headers, study, 10, filename="a.fq")).status_code == 201
         response = await create(client, headers, study, 10, filename="a.fq")
         assert (response.status_code, response.json()["code"]) == (409, "FILE_EXISTS")
+
+
+class TestFinishedUploads:
+    """API.md: a finished upload answers HEAD (and an idempotent PATCH) with Upload-Offset =
+    Upload-Length and Upload-File-Id until it expires; it then goes, its file staying."""
+
+    async def finished(
+        self, client: httpx.AsyncClient, headers: dict[str, str], study: Study
+    ) -> tuple[str, str]:
+        location = (await create(client, headers, study, len(GOOD_GZ))).headers["location"]
+        last = await patch(client, location, headers, 0, GOOD_GZ)
+        assert last.status_code == 204, last.text
+        return location, last.headers["upload-file-id"]
+
+    async def test_head_says_done_with_the_file_id(
+        self, client: httpx.AsyncClient, headers: dict[str, str], study: Study
+    ) -> None:
+        location, file_id = await self.finished(client, headers, study)
+        response = await client.head(location, headers=headers)
+        assert response.status_code == 200
+        assert response.headers["upload-offset"] == str(len(GOOD_GZ))
+        assert response.headers["upload-length"] == str(len(GOOD_GZ))
+        assert response.headers["upload-file-id"] == file_id
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["tus-resumable"] == "1.0.0"
+
+    async def test_patch_at_the_length_is_204_again_and_writes_nothing(
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        headers: dict[str, str],
+        study: Study,
+    ) -> None:
+        location, file_id = await self.finished(client, headers, study)
+        for body in (b"", b""):
+            again = await patch(client, location, headers, len(GOOD_GZ), body)
+            assert again.status_code == 204, again.text
+            assert again.headers["upload-offset"] == str(len(GOOD_GZ))
+            assert again.headers["upload-file-id"] == file_id
+        (file,) = (await session.scalars(select(SampleFile))).all()
+        assert (str(file.id), file.status, file.size) == (file_id, FileStatus.VALID, len(GOOD_GZ))
+
+    async def test_patch_at_another_offset_is_409(
+        self, client: httpx.AsyncClient, headers: dict[str, str], study: Study
+    ) -> None:
+        location, _ = await self.finished(client, headers, study)
+        for offset in (0, 10, len(GOOD_GZ) + 1):
+            response = await patch(client, location, headers, offset, b"x")
+            assert response.status_code == 409, (offset, response.text)
+            assert response.json()["code"] == "OFFSET_MISMATCH"
+            assert response.headers["upload-offset"] == str(len(GOOD_GZ))
+
+    async def test_a_finished_upload_reserves_no_quota_and_is_not_uploading(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        headers: dict[str, str],
+        study: Study,
+    ) -> None:
+        await self.finished(client, headers, study)
+        # The file's bytes count once (as the file), not again as a reservation.
+        app.state.files_config = FilesConfig(storage_quota_bytes=2 * len(GOOD_GZ))
+        response = await create(client, headers, study, len(GOOD_GZ), filename="S1_R2.fastq.gz")
+        assert response.status_code == 201, response.text
+        await client.delete(response.headers["location"], headers=headers)
+        readiness = await client.get(
+            f"/api/v1/studies/{study.accession}/readiness", headers=headers
+        )
+        assert readiness.status_code == 200
+        codes = {problem["code"] for problem in readiness.json()["problems"]}
+        assert "FILE_UPLOADING" not in codes, readiness.json()
+
+    async def test_expiry_removes_the_row_and_keeps_the_file(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        session: AsyncSession,
+        headers: dict[str, str],
+        study: Study,
+    ) -> None:
+        location, file_id = await self.finished(client, headers, study)
+        # The stranded-upload finisher leaves a finished upload alone.
+        assert await finish_stranded_uploads(app) == 0
+        await session.execute(update(Upload).values(expires_at=utcnow() - timedelta(minutes=1)))
+        await session.commit()
+        assert await cleanup.remove_expired_uploads(app.state.sessionmaker, app.state.storage) == 1
+        assert await session.scalar(select(func.count(Upload.id))) == 0
+        assert (await client.head(location, headers=headers)).status_code == 404
+        file = await client.get(f"/api/v1/files/{file_id}", headers=headers)
+        assert (file.status_code, file.json()["status"]) == (200, "valid")
+        download = await client.get(f"/api/v1/files/{file_id}/download", headers=headers)
+        assert (download.status_code, download.content) == (200, GOOD_GZ)
+
+    async def test_expired_on_access_is_410_and_keeps_the_file(
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        headers: dict[str, str],
+        study: Study,
+    ) -> None:
+        location, file_id = await self.finished(client, headers, study)
+        await session.execute(update(Upload).values(expires_at=utcnow() - timedelta(minutes=1)))
+        assert (await client.head(location, headers=headers)).status_code == 410
+        download = await client.get(f"/api/v1/files/{file_id}/download", headers=headers)
+        assert (download.status_code, download.content) == (200, GOOD_GZ)
+
+    async def test_deleting_the_file_ends_the_upload(
+        self, client: httpx.AsyncClient, headers: dict[str, str], study: Study
+    ) -> None:
+        location, file_id = await self.finished(client, headers, study)
+        assert (await client.delete(f"/api/v1/files/{file_id}", headers=headers)).status_code == 204
+        assert (await client.head(location, headers=headers)).status_code == 404
+        again = await create(client, headers, study, len(GOOD_GZ))
+        assert again.status_code == 201, again.text
+
+
+class TestProtocolDetails:
+    async def test_trailing_slash_is_the_same_endpoint(
+        self, client: httpx.AsyncClient, headers: dict[str, str], study: Study
+    ) -> None:
+        options = await client.options(f"{UPLOADS}/")
+        assert options.status_code == 204
+        assert options.headers["tus-version"] == "1.0.0"
+        response = await client.post(
+            f"{UPLOADS}/",
+            headers={
+                **headers,
+                "Upload-Length": str(len(GOOD_GZ)),
+                "Upload-Metadata": metadata(
+                    study=study.accession, sample_id="S1", filename="S1_R1.fastq.gz"
+                ),
+            },
+        )
+        assert response.status_code == 201, response.text
+        location = response.headers["location"]
+        assert location.startswith(f"{UPLOADS}/")
+        assert "//" not in location
+        done = await patch(client, location, headers, 0, GOOD_GZ)
+        assert done.status_code == 204
+        assert done.headers["upload-file-id"]
+
+    async def test_trailing_slash_alias_is_not_documented(self, app: FastAPI) -> None:
+        paths = app.openapi()["paths"]
+        assert "/api/v1/uploads/" not in paths
+        assert set(paths["/api/v1/uploads"]) == {"options", "post"}
+
+    async def test_head_returns_upload_metadata_as_sent(
+        self, client: httpx.AsyncClient, headers: dict[str, str], study: Study
+    ) -> None:
+        sent = metadata(study=study.accession, sample_id="S1", filename="S1_R1.fastq.gz", read="R1")
+        response = await client.post(
+            UPLOADS,
+            headers={**headers, "Upload-Length": str(len(GOOD_GZ)), "Upload-Metadata": sent},
+        )
+        location = response.headers["location"]
+        assert (await client.head(location, headers=headers)).headers["upload-metadata"] == sent
+        await patch(client, location, headers, 0, GOOD_GZ)
+        assert (await client.head(location, headers=headers)).headers["upload-metadata"] == sent
+
+
+class TestAuthorisationOnEveryRequest:
+    """API.md: the caller must still edit the study, and the study still be a draft, on every
+    HEAD and PATCH, before any byte is written."""
+
+    async def test_a_removed_editor_can_no_longer_write(
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        settings: Settings,
+        study: Study,
+    ) -> None:
+        editor = await create_user(session)
+        await add_member(session, study=study, user=editor, role=MemberRole.EDITOR)
+        headers = {**auth_headers(settings, editor), **TUS}
+        location = (await create(client, headers, study, len(GOOD_GZ))).headers["location"]
+        assert (await patch(client, location, headers, 0, GOOD_GZ[:100])).status_code == 204
+        await session.execute(delete(StudyMember).where(StudyMember.user_id == editor.id))
+        await session.commit()
+        head = await client.head(location, headers=headers)
+        assert head.status_code in (403, 404)
+        response = await patch(client, location, headers, 100, GOOD_GZ[100:])
+        assert response.status_code in (403, 404), response.text
+        assert response.json()["code"] in ("FORBIDDEN", "STUDY_NOT_FOUND")
+        upload = await session.scalar(select(Upload).execution_options(populate_existing=True))
+        assert upload is not None
+        assert upload.offset == 100
+        # Made a viewer: still refused (403).
+        await add_member(session, study=study, user=editor, role=MemberRole.VIEWER)
+        await session.commit()
+        response = await patch(client, location, headers, 100, GOOD_GZ[100:])
+        assert (response.status_code, response.json()["code"]) == (403, "FORBIDDEN")
+        # Termination is still the creator's.
+        assert (await client.delete(location, headers=headers)).status_code == 204
+
+    async def test_a_study_no_longer_a_draft_refuses_head_and_patch(
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        headers: dict[str, str],
+        study: Study,
+    ) -> None:
+        location = (await create(client, headers, study, len(GOOD_GZ))).headers["location"]
+        assert (await patch(client, location, headers, 0, GOOD_GZ[:100])).status_code == 204
+        await session.execute(
+            update(Study).where(Study.id == study.id).values(status=StudyStatus.IN_REVIEW)
+        )
+        await session.commit()
+        for response in (
+            await client.head(location, headers=headers),
+            await patch(client, location, headers, 100, GOOD_GZ[100:]),
+        ):
+            assert response.status_code == 409
+        response = await patch(client, location, headers, 100, GOOD_GZ[100:])
+        assert response.json()["code"] == "STUDY_LOCKED"
+        upload = await session.scalar(select(Upload).execution_options(populate_existing=True))
+        assert upload is not None
+        assert upload.offset == 100
 
 
 # ---------------------------------------------------------------------------------------------
