@@ -51,6 +51,8 @@ CHECKS = [
 ]
 # Ending every session of the caller would leave the rest of the run unauthenticated.
 EXCLUDED = ["logout_all"]
+# A tus chunk (PATCH, creation-with-upload) is raw bytes, sent as octet-stream bodies are.
+schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
 
 
 @dataclass

@@ -372,6 +372,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+ALLOWED_ORIGIN = "http://mosaic-app.test"
+
+
 class StandInAPI(http.server.ThreadingHTTPServer):
     """Echoes what reached it as JSON; answers downloads with X-Accel-Redirect like the API."""
 
@@ -404,6 +407,12 @@ class StandInHandler(http.server.BaseHTTPRequestHandler):
             self.send_header("X-Accel-Redirect", "/_protected/studies/s1/f1")
             self.send_header("Content-Type", "application/gzip")
             self.send_header("Content-Disposition", 'attachment; filename="reads.fastq.gz"')
+            self.send_header("X-Checksum-SHA256", "ab" * 32)
+            if self.headers.get("Origin") == ALLOWED_ORIGIN:
+                self.send_header("Access-Control-Allow-Origin", ALLOWED_ORIGIN)
+                self.send_header("Access-Control-Allow-Credentials", "true")
+                self.send_header("Access-Control-Expose-Headers", "ETag, X-Checksum-SHA256")
+                self.send_header("Vary", "Origin")
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -600,6 +609,21 @@ class TestNginxInFront:
         response, body = proxy.request("HEAD", path)
         assert response.status == 200
         assert int(response.headers["Content-Length"]) == len(proxy.object_bytes)
+
+    def test_download_keeps_the_apis_cors_and_checksum_headers(self, proxy: ProxyUnderTest) -> None:
+        path = "/api/v1/files/F1/download"
+        for method in ("GET", "HEAD"):
+            response, _ = proxy.request(method, path, headers={"Origin": ALLOWED_ORIGIN})
+            assert response.status == 200
+            assert response.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+            assert response.headers["Access-Control-Allow-Credentials"] == "true"
+            exposed = response.headers["Access-Control-Expose-Headers"]
+            assert "X-Checksum-SHA256" in exposed
+            assert response.headers.get_all("Vary") == ["Origin"]
+            assert response.headers["X-Checksum-SHA256"] == "ab" * 32
+        response, _ = proxy.request("GET", path, headers={"Origin": "http://elsewhere.test"})
+        assert response.headers.get("Access-Control-Allow-Origin") is None
+        assert response.headers.get("Vary") is None
 
     def test_protected_files_are_not_reachable_directly(self, proxy: ProxyUnderTest) -> None:
         response, body = proxy.request("GET", "/_protected/studies/s1/f1")
