@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from tests.conftest import require
-from tests.e2e.conftest import BROWSER_APP_ORIGIN, ROOT, Stack, Stacks
+from tests.e2e.conftest import BROWSER_APP_ORIGIN, ROOT, Stack
 from tests.e2e.helpers import Fastq, expect
 from tests.e2e.test_docs_browser import chromium_binary, run_chromium
 from tests.e2e.test_js_clients import Depositor, fastq_file, new_depositor
@@ -58,16 +58,6 @@ def page_server(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture(scope="session")
-def s3_stack(stacks: Stacks) -> Stack:
-    """The S3 stack, where the API streams downloads itself.
-
-    With local storage nginx sends the bytes (X-Accel-Redirect) and drops the API's CORS headers
-    on the way, so a browser cannot read that download yet (issue #14, phase 2: the nginx
-    template re-adds them as it does the checksum headers); then this test takes ``stack``."""
-    return stacks.get("s3")
 
 
 def run_page(
@@ -123,9 +113,11 @@ def test_browser_app_uploads_with_tus_across_origins(
 
 
 def test_browser_app_reads_the_checksum_of_a_download(
-    s3_stack: Stack, page_server: tuple[Path, int], tmp_path: Path
+    stack: Stack, page_server: tuple[Path, int], tmp_path: Path
 ) -> None:
-    fastq, _, report = run_page(s3_stack, page_server, tmp_path, download=True)
+    """On every stack: with local storage nginx sends the file (X-Accel-Redirect) and re-emits
+    the API's CORS headers, so the browser reads the download and its checksum headers."""
+    fastq, _, report = run_page(stack, page_server, tmp_path, download=True)
     assert report["status"] == 200, report
     assert report["size"] == fastq.size, report
     assert report["sha256"] == fastq.sha256, report

@@ -164,3 +164,41 @@ def test_tus_js_client_resumes_an_aborted_upload(stack: Stack, tmp_path: Path) -
             200,
         ).json()
         assert [entry["id"] for entry in files] == [file_id]
+
+
+def test_tus_js_client_rerunning_a_finished_upload_sees_it_done(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """API.md: HEAD on a finished upload (until it expires) answers Upload-Offset = length and
+    Upload-File-Id, so a client re-running it (it kept the URL) finishes without a new file."""
+    fastq, path = fastq_file(tmp_path)
+    with stack.client() as client:
+        depositor = new_depositor(client)
+        first = run_tus_upload(stack, depositor, path)
+        assert first["fileId"], first
+        again = run_tus_upload(stack, depositor, path, upload_url=first["url"])
+        assert again["url"] == first["url"], again
+        assert [method for method, _ in again["requests"]] == ["HEAD"], again["requests"]
+        assert again["resumedFrom"] == fastq.size, again
+        assert again["fileId"] == first["fileId"], again
+        files = expect(
+            client.get(
+                f"/api/v1/studies/{depositor.accession}/samples/S1/files",
+                headers=depositor.headers,
+            ),
+            200,
+        ).json()
+        assert [entry["id"] for entry in files] == [first["fileId"]]
+
+
+def test_tus_js_client_with_a_trailing_slash_endpoint(stack: Stack, tmp_path: Path) -> None:
+    """API.md: POST /api/v1/uploads/ is the same endpoint, never a redirect."""
+    fastq, path = fastq_file(tmp_path)
+    with stack.client() as client:
+        depositor = new_depositor(client)
+        report = run_tus_upload(stack, depositor, path, endpoint="/api/v1/uploads/")
+        assert report["requests"][0] == ["POST", 201], report["requests"]
+        record = expect(
+            client.get(f"/api/v1/files/{report['fileId']}", headers=depositor.headers), 200
+        ).json()
+        assert (record["status"], record["sha256"]) == ("valid", fastq.sha256)
