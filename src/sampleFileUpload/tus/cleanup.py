@@ -1,7 +1,9 @@
 """The clean-up task of tus uploads, run beside the app by its lifespan: it finishes *stranded*
 uploads (every byte stored, the file never recorded because the process died in between) once
 the dead process's lease has run out, and removes expired uploads with their unfinished files and
-stored bytes. Expired uploads are also removed on access (``dependencies.owned_upload``)."""
+stored bytes. A finished upload is kept (so HEAD says it is done) until it expires too; then only
+its row goes: its file stays, and it holds no stored bytes of its own. Expired uploads are also
+removed on access (``dependencies.callers_upload``)."""
 
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ logger = logging.getLogger(__name__)
 async def remove_expired_uploads(
     sessionmaker: async_sessionmaker[AsyncSession], storage: Storage
 ) -> int:
-    """Delete expired, unleased uploads, their unfinished files and stored bytes; the count."""
+    """Delete expired, unleased uploads, their unfinished files and stored bytes (a finished
+    upload's file stays; its storage state is empty); the count."""
     removed = 0
     while True:
         async with sessionmaker() as session:
