@@ -3,7 +3,8 @@
     python3 dev.py run    [serve options]   create .venv if needed, install, migrate, serve
     python3 dev.py test   [pytest options]  lint, format check, types, then the whole test suite
 
-The virtual environment lives in .venv and is refreshed whenever a requirements file changes.
+The virtual environment lives in .venv and is refreshed whenever a requirements file changes;
+``test`` also installs the command-line client from client/ (again whenever it changes).
 ``test`` runs pytest on SQLite and, when TEST_DATABASE_URL is set, again on that database.
 """
 
@@ -53,6 +54,30 @@ def _ensure_venv(requirements: str) -> None:
     stamp.write_text(digest.hexdigest())
 
 
+def _client_files() -> list[Path]:
+    client = ROOT / "client"
+    return sorted(
+        path
+        for path in client.rglob("*")
+        if path.is_file()
+        and not {"build", "__pycache__"} & set(path.relative_to(client).parts)
+        and ".egg-info" not in str(path)
+    )
+
+
+def _ensure_client() -> None:
+    """Install the command-line client from client/ as a user would (``pip install ./client``,
+    not editable), again whenever one of its files changes; the tests run its ``mosaic``."""
+    digest = hashlib.sha256()
+    for path in _client_files():
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    stamp = VENV / ".stamp-client"
+    if stamp.exists() and stamp.read_text() == digest.hexdigest():
+        return
+    _run(PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q", "./client")
+    stamp.write_text(digest.hexdigest())
+
+
 def run(args: list[str]) -> None:
     _ensure_venv("requirements.txt")
     _run(PYTHON, "main.py", "serve", *args)
@@ -60,6 +85,7 @@ def run(args: list[str]) -> None:
 
 def test(args: list[str]) -> None:
     _ensure_venv("requirements.dev.txt")
+    _ensure_client()
     _run(PYTHON, "-m", "ruff", "check", ".")
     _run(PYTHON, "-m", "ruff", "format", "--check", ".")
     _run(PYTHON, "-m", "mypy")
