@@ -96,6 +96,14 @@ def start_server(directory: Path, env: dict[str, str], port: int | None = None) 
     raise RuntimeError(f"the API did not answer in {STARTUP_TIMEOUT}s:\n{server.log()}")
 
 
+def restart_server(server: Server) -> None:
+    """Kill the API (-9, as a crash) and start it again on the same port, data and database."""
+    server.process.kill()
+    server.process.wait()
+    restarted = start_server(server.log_path.parent, server.env, port=server.port)
+    server.process = restarted.process
+
+
 def stop_server(server: Server) -> None:
     if server.process.poll() is None:
         server.process.terminate()
@@ -106,10 +114,9 @@ def stop_server(server: Server) -> None:
             server.process.wait()
 
 
-@pytest.fixture(scope="session")
-def client_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One API for the client tests (each test registers its own user)."""
-    directory = tmp_path_factory.mktemp("client-api")
+@contextlib.contextmanager
+def api_server(directory: Path) -> Iterator[Server]:
+    """An API with its own database and DATA_DIR, stopped (and its database dropped) after."""
     base = os.environ.get("TEST_DATABASE_URL")
     database_name = None
     if base and not is_sqlite(base):
@@ -129,6 +136,8 @@ def client_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "LOGIN_RATE_LIMIT": "1000/minute",
         "LOGIN_IP_RATE_LIMIT": "1000/minute",
         "REGISTER_RATE_LIMIT": "1000/minute",
+        # A lease left by a killed server runs out quickly, so a resumed upload is not kept
+        # waiting (the client retries 423 on its own).
         "TUS_LEASE_SECONDS": "2",
         "FASTQ_WORKERS": "0",
     }
@@ -140,6 +149,22 @@ def client_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         if database_name is not None:
             assert base is not None
             asyncio.run(drop_database(base, database_name))
+
+
+@pytest.fixture(scope="session")
+def client_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One API for the client tests (each test registers its own user)."""
+    with api_server(tmp_path_factory.mktemp("client-api")) as server:
+        yield server
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[Server]:
+    """An API of the test's own, for a test that kills and restarts it."""
+    directory = tmp_path / "own-api"
+    directory.mkdir()
+    with api_server(directory) as server:
+        yield server
 
 
 @dataclass

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import signal
 import stat
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.client.conftest import PASSWORD, Server, User
+from tests.client.conftest import PASSWORD, Server, User, restart_server
 from tests.client.data import SAMPLES, write_run, write_sheet
 from tests.sampleFileUpload.fastq_samples import records
 
@@ -58,6 +59,68 @@ def _uploads(records_: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         if key:
             grouped.setdefault(key, []).append(record)
     return grouped
+
+
+def _total(files: list[Path]) -> int:
+    return sum(path.stat().st_size for path in files)
+
+
+def _all_stored(user: User, accession: str, files: list[Path]) -> None:
+    with user.api() as api:
+        for path in files:
+            sample_id = path.name.split("_S")[0]
+            stored = api.get(f"/api/v1/studies/{accession}/samples/{sample_id}/files").json()
+            match = [f for f in stored if f["filename"] == path.name]
+            assert len(match) == 1
+            assert match[0]["status"] == "valid"
+            assert match[0]["sha256"] == _sha256(path)
+
+
+def _rerun_sends_only_what_the_server_lacks(
+    user: User, server: Server, accession: str, files: list[Path], mark: int
+) -> None:
+    """After an interrupted run (its tus requests are ``server.requests()[mark:]``), what the
+    server holds of each upload is asked (HEAD); the re-run must finish every file and send
+    exactly the rest: no byte the server had, none twice."""
+    first = server.requests()[mark:]
+    mark = len(server.requests())
+    first_run = _uploads(first)
+    finished = {key for key, group in first_run.items() if any(r["file_id"] for r in group)}
+    length = {key: group[0]["length"] for key, group in first_run.items()}
+    acknowledged: dict[str, int] = {}
+    with user.api() as api:
+        for key in first_run.keys() - finished:
+            head = api.head(key, headers={"Tus-Resumable": "1.0.0"})
+            if head.status_code == 404:  # every byte had arrived: the server finished it
+                finished.add(key)
+                continue
+            assert head.status_code == 200
+            acknowledged[key] = int(head.headers["upload-offset"])
+    assert acknowledged, "the interruption came after every file had finished"
+    assert any(0 < offset < length[key] for key, offset in acknowledged.items())
+    assert sum(r["received"] for r in first) >= _total(files) // 3
+
+    result = user.run("upload", accession, "run", "--jobs", "3", "--json")
+    assert result.code == 0, result.stdout + result.stderr
+    outcome = {Path(f["file"]).name: f for f in result.json()["files"]}
+    assert {f["status"] for f in outcome.values()} <= {"valid", "skipped"}
+    assert sum(f["status"] == "skipped" for f in outcome.values()) == len(finished)
+
+    second_run = _uploads(server.requests()[mark:])
+    assert not second_run.keys() & finished  # finished files: not a byte
+    for key, offset in acknowledged.items():
+        patches = [r for r in second_run[key] if r["method"] == "PATCH"]
+        assert patches[0]["offset"] == offset  # continued exactly where the server was
+        assert sum(r["received"] for r in patches) == length[key] - offset
+    new = second_run.keys() - acknowledged.keys()
+    for key in new:
+        assert sum(r["received"] for r in second_run[key]) == second_run[key][0]["length"]
+    resent = sum(r["received"] for group in second_run.values() for r in group)
+    expected = sum(length[k] - acknowledged[k] for k in acknowledged) + sum(
+        second_run[k][0]["length"] for k in new
+    )
+    assert resent == expected
+    _all_stored(user, accession, files)
 
 
 class TestHelp:
@@ -238,13 +301,11 @@ class TestUpload:
         user.login()
         accession = _create(user, user.home)
         files = write_run(user.home / "run", reads=3000)
-        sizes = {path.name: path.stat().st_size for path in files}
-        total = sum(sizes.values())
         mark = len(client_server.requests())
 
         # The server stops reading bodies once a third of the run has arrived; the client is
         # killed (-9, no clean-up) while it waits, then the server sees the connections drop.
-        client_server.hold(after=total // 3)
+        client_server.hold(after=_total(files) // 3)
         process = subprocess.Popen(
             user.command("upload", accession, "run", "--jobs", "3", "--chunk-size", "32K"),
             env=user.env(),
@@ -259,55 +320,80 @@ class TestUpload:
             process.wait()
             client_server.release()
         assert process.returncode == -signal.SIGKILL
+        _rerun_sends_only_what_the_server_lacks(user, client_server, accession, files, mark)
 
-        first = client_server.requests()[mark:]
+    def test_ctrl_c_stops_the_run_and_the_next_one_continues(
+        self, user: User, client_server: Server
+    ) -> None:
+        user.login()
+        accession = _create(user, user.home)
+        files = write_run(user.home / "run", reads=3000)
         mark = len(client_server.requests())
-        first_run = _uploads(first)
-        finished = {key for key, group in first_run.items() if any(r["file_id"] for r in group)}
-        length = {key: group[0]["length"] for key, group in first_run.items()}
-        acknowledged: dict[str, int] = {}
-        with user.api() as api:
-            for key in first_run.keys() - finished:
-                head = api.head(key, headers={"Tus-Resumable": "1.0.0"})
-                if head.status_code == 404:  # every byte had arrived: the server finished it
-                    finished.add(key)
-                    continue
-                assert head.status_code == 200
-                acknowledged[key] = int(head.headers["upload-offset"])
-        assert acknowledged, "the kill came after every file had finished"
-        assert any(0 < offset < length[key] for key, offset in acknowledged.items())
-        received_first = sum(r["received"] for r in first)
-        assert received_first >= total // 3
-
-        result = user.run("upload", accession, "run", "--jobs", "3", "--json")
-        assert result.code == 0, result.stdout + result.stderr
-        outcome = {Path(f["file"]).name: f for f in result.json()["files"]}
-        assert {f["status"] for f in outcome.values()} <= {"valid", "skipped"}
-        assert sum(f["status"] == "skipped" for f in outcome.values()) == len(finished)
-
-        second_run = _uploads(client_server.requests()[mark:])
-        assert not second_run.keys() & finished  # finished files: not a byte
-        for key, offset in acknowledged.items():
-            patches = [r for r in second_run[key] if r["method"] == "PATCH"]
-            assert patches[0]["offset"] == offset  # continued exactly where the server was
-            assert sum(r["received"] for r in patches) == length[key] - offset
-        new = second_run.keys() - acknowledged.keys()
-        for key in new:
-            assert sum(r["received"] for r in second_run[key]) == second_run[key][0]["length"]
-        resent = sum(r["received"] for group in second_run.values() for r in group)
-        expected = sum(length[k] - acknowledged[k] for k in acknowledged) + sum(
-            second_run[k][0]["length"] for k in new
+        client_server.hold(after=_total(files) // 3)
+        process = subprocess.Popen(
+            user.command("upload", accession, "run", "--jobs", "3", "--chunk-size", "32K"),
+            env=user.env(),
+            cwd=user.home,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-        assert resent == expected
+        try:
+            client_server.wait_held()
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            client_server.release()
+        assert process.returncode == 130, stderr
+        assert "Run the same command again" in stderr
+        _rerun_sends_only_what_the_server_lacks(user, client_server, accession, files, mark)
 
-        with user.api() as api:
-            for path in files:
-                sample_id = path.name.split("_S")[0]
-                stored = api.get(f"/api/v1/studies/{accession}/samples/{sample_id}/files").json()
-                match = [f for f in stored if f["filename"] == path.name]
-                assert len(match) == 1
-                assert match[0]["status"] == "valid"
-                assert match[0]["sha256"] == _sha256(path)
+    def test_a_server_restart_mid_run_is_ridden_out(self, own_server: Server, tmp_path: Path):
+        home = tmp_path / "home"
+        home.mkdir()
+        user = User(own_server, home)
+        user.login()
+        accession = _create(user, home)
+        files = write_run(home / "run", reads=3000)
+        own_server.hold(after=_total(files) // 3)
+        process = subprocess.Popen(
+            user.command(
+                "upload", accession, "run", "--jobs", "3", "--chunk-size", "32K", "--json"
+            ),
+            env=user.env(),
+            cwd=home,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            own_server.wait_held()
+            before = own_server.requests()
+            restart_server(own_server)  # a crash (-9) while three uploads are mid-chunk
+            stdout, stderr = process.communicate(timeout=300)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.returncode == 0, stdout + stderr
+        assert {f["status"] for f in json.loads(stdout)["files"]} == {"valid"}
+
+        after = own_server.requests()  # the new process's count
+        old, new = _uploads(before), _uploads(after)
+        length = {r["location"]: r["length"] for r in before + after if r["method"] == "POST"}
+        for key, group in new.items():
+            patches = [r for r in group if r["method"] == "PATCH" and r["status"] == 204]
+            resumed_at = patches[0]["offset"]
+            acknowledged = max(
+                [r["answered_offset"] or 0 for r in old.get(key, []) if r["status"] in (201, 204)],
+                default=0,
+            )
+            assert resumed_at >= acknowledged  # nothing the old process acknowledged, again
+            assert sum(r["received"] for r in group) == length[key] - resumed_at
+        _all_stored(user, accession, files)
 
     def test_an_invalid_file_is_reported_with_its_sample_and_line(self, user: User) -> None:
         user.login()

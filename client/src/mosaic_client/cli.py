@@ -418,12 +418,13 @@ def cmd_upload(ctx: Context) -> int:
             results = uploader.run(placed)
         except Interrupted as interrupted:
             progress.bar.stop()
+            finished = sum(result.status != "failed" for result in interrupted.results)
             ctx.output.note(
-                f"Interrupted after {len(interrupted.results)} of {len(placed)} file(s). Run "
-                "the same command again to continue where it stopped.",
+                f"Interrupted: {finished} of {len(placed)} file(s) done. Run the same command "
+                "again to continue where it stopped.",
                 style="yellow",
             )
-            return INTERRUPTED
+            _exit_now(INTERRUPTED)
     if ctx.output.as_json:
         counts: dict[str, int] = {}
         for result in results:
@@ -592,7 +593,7 @@ def cmd_download(ctx: Context) -> int:
         except KeyboardInterrupt:
             progress.bar.stop()
             ctx.output.note("Interrupted: run the same command again to continue.", "yellow")
-            return INTERRUPTED
+            _exit_now(INTERRUPTED)
     code = FAILED if any(result.status == "failed" for result in results) else DONE
     if ctx.output.as_json:
         ctx.output.json({"target": target, "files": [result.as_json() for result in results]})
@@ -619,6 +620,14 @@ COMMANDS: dict[str, Callable[[Context], int]] = {
     "submit": cmd_submit,
     "download": cmd_download,
 }
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Leave without waiting for transfer threads that may sit on a stalled connection (every
+    state worth keeping is already on disk)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +27,7 @@ from mosaic_client.matching import Placed
 from mosaic_client.state import FileState, UploadState, fingerprint, sha256_of
 
 DEFAULT_CHUNK = 64 * 1024 * 1024
+STOP_WAIT_SECONDS = 5.0  # after Ctrl+C, how long transfers get to stop at a block boundary
 MAX_FAILURES = 8  # consecutive failures of one file without progress before it is given up
 FINISHED = ("valid", "invalid")
 
@@ -127,22 +128,24 @@ class Uploader:
             for item in placed:
                 digest = hashers.submit(self._sha256, item)
                 futures.append(senders.submit(self._upload, item, digest))
-            return [future.result() for future in futures]
+            results = [future.result() for future in futures]
         except KeyboardInterrupt:
+            # Transfers stop at their next block; one stuck on a stalled link is not waited
+            # for (the caller exits the process): what the server stored is in its offset,
+            # and the resume state was written before any byte was sent.
             self.cancel.set()
-            for future in futures:
-                future.cancel()
-            senders.shutdown(wait=True)
-            hashers.shutdown(wait=True)
+            senders.shutdown(wait=False, cancel_futures=True)
+            hashers.shutdown(wait=False, cancel_futures=True)
+            wait(futures, timeout=STOP_WAIT_SECONDS)
             results = [
                 future.result()
                 for future in futures
                 if future.done() and not future.cancelled() and future.exception() is None
             ]
             raise Interrupted(results) from None
-        finally:
-            senders.shutdown(wait=True)
-            hashers.shutdown(wait=True)
+        senders.shutdown(wait=True)
+        hashers.shutdown(wait=True)
+        return results
 
     def _sha256(self, item: Placed) -> str:
         known = self.state.get(item.path)
