@@ -418,6 +418,14 @@ def cmd_upload(ctx: Context) -> int:
             results = uploader.run(placed)
         except Interrupted as interrupted:
             progress.bar.stop()
+            if ctx.output.as_json:
+                ctx.output.json(
+                    {
+                        "study": accession,
+                        "interrupted": True,
+                        "files": [result.as_json() for result in interrupted.results],
+                    }
+                )
             finished = sum(result.status != "failed" for result in interrupted.results)
             ctx.output.note(
                 f"Interrupted: {finished} of {len(placed)} file(s) done. Run the same command "
@@ -592,6 +600,8 @@ def cmd_download(ctx: Context) -> int:
             results = downloader.run(files, targets)
         except KeyboardInterrupt:
             progress.bar.stop()
+            if ctx.output.as_json:
+                ctx.output.json({"target": target, "interrupted": True})
             ctx.output.note("Interrupted: run the same command again to continue.", "yellow")
             _exit_now(INTERRUPTED)
     code = FAILED if any(result.status == "failed" for result in results) else DONE

@@ -65,18 +65,21 @@ class Downloader:
         self.cancel = threading.Event()
 
     def run(self, files: Sequence[dict[str, Any]], targets: Sequence[Path]) -> list[Downloaded]:
-        with ThreadPoolExecutor(self.jobs, thread_name_prefix="mosaic-download") as pool:
-            futures = [
-                pool.submit(self._one, file, target)
-                for file, target in zip(files, targets, strict=True)
-            ]
-            try:
-                return [future.result() for future in futures]
-            except KeyboardInterrupt:
-                self.cancel.set()
-                for future in futures:
-                    future.cancel()
-                raise
+        pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="mosaic-download")
+        futures = [
+            pool.submit(self._one, file, target)
+            for file, target in zip(files, targets, strict=True)
+        ]
+        try:
+            results = [future.result() for future in futures]
+        except KeyboardInterrupt:
+            # The .part files keep what arrived; the caller exits without waiting for a
+            # transfer stuck on a stalled connection.
+            self.cancel.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        return results
 
     def _one(self, file: dict[str, Any], target: Path) -> Downloaded:
         size = int(file["size"])
