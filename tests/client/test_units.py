@@ -114,7 +114,8 @@ class TestExitCodes:
     ) -> None:
         monkeypatch.setenv("MOSAIC_CONFIG_DIR", str(tmp_path))
         monkeypatch.setenv("MOSAIC_TOKEN", "x")
-        code = cli.main(["status", "MOSAIC-0001", "--url", "http://127.0.0.1:9", "--json"])
+        # submit: a POST, not retried (a GET would be, with back-off, for 15 s)
+        code = cli.main(["submit", "MOSAIC-0001", "--url", "http://127.0.0.1:9", "--json"])
         assert code == 1
         assert "cannot reach" in json.loads(capsys.readouterr().out)["error"]["message"]
 

@@ -444,6 +444,8 @@ def cmd_upload(ctx: Context) -> int:
     rows = []
     for result in results:
         detail = result.message or ""
+        if result.resumed_from and result.status != "failed":
+            detail = f"resumed at {human_size(result.resumed_from)} of {human_size(result.size)}"
         if result.errors:
             detail = "; ".join(
                 f"line {error.get('line')}: {error.get('code')} {error.get('message')}"
@@ -458,7 +460,7 @@ def cmd_upload(ctx: Context) -> int:
                 detail,
             ]
         )
-    ctx.output.table(accession, ("file", "sample", "status", "reads", "errors"), rows)
+    ctx.output.table(accession, ("file", "sample", "status", "reads", "errors, notes"), rows)
     summary = ", ".join(
         f"{sum(r.status == status for r in results)} {status}"
         for status in ("valid", "invalid", "skipped", "failed")

@@ -72,6 +72,7 @@ class FileResult:
     errors: list[dict[str, Any]] = field(default_factory=list)
     message: str | None = None
     validation: str | None = None  # the server's verdict (valid, invalid), skipped files too
+    resumed_from: int | None = None  # the server's offset when this run took the upload up
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -84,6 +85,7 @@ class FileResult:
             "file_id": self.file_id,
             "read_count": self.read_count,
             "validation": self.validation,
+            "resumed_from": self.resumed_from,
             "errors": self.errors,
             "message": self.message,
         }
@@ -295,6 +297,8 @@ class Uploader:
             if found is None:
                 return None
             offset = found
+            if result.resumed_from is None:
+                result.resumed_from = offset
         self.progress.uploading(key, offset)
         start = offset
         try:
