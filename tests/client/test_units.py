@@ -35,7 +35,7 @@ class TestConfig:
         monkeypatch.setenv("MOSAIC_CONFIG_DIR", str(tmp_path / "here"))
         assert config_dir() == tmp_path / "here"
 
-    @pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+    @pytest.mark.skipif(sys.platform in {"win32", "darwin"}, reason="the XDG layout is Linux's")
     def test_xdg_config_home_when_not_overridden(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:

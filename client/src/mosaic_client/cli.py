@@ -654,7 +654,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE
     with_json = bool(getattr(args, "json", False))
     output = Output(as_json=with_json)
+    # Ctrl+C and SIGTERM stop a run cleanly, even when started with SIGINT ignored (a shell
+    # does that to background jobs, and Python then installs no KeyboardInterrupt of its own).
     previous = signal.signal(signal.SIGTERM, _terminate)
+    previous_interrupt = signal.signal(signal.SIGINT, signal.default_int_handler)
     ctx: Context | None = None
     try:
         ctx = Context(args)
@@ -666,6 +669,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(output, exc)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_interrupt)
         if ctx is not None:
             ctx.close()
 
