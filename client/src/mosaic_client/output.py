@@ -75,6 +75,7 @@ class RichProgress:
         )
         self.overall = self.bar.add_task(label, total=total)
         self.tasks: dict[str, TaskID] = {}
+        self.names: dict[str, str] = {}
         self.shown: dict[str, int] = {}
         self.lock = threading.Lock()
 
@@ -91,9 +92,10 @@ class RichProgress:
 
     def start(self, key: str, name: str, size: int) -> None:
         with self.lock:
+            self.names[key] = self._name(name)
             task = self.tasks.get(key)
             if task is None:
-                self.tasks[key] = self.bar.add_task(f"  {self._name(name)}", total=size)
+                self.tasks[key] = self.bar.add_task(f"  {self.names[key]}", total=size)
             else:
                 self.bar.reset(task, total=size)
 
@@ -101,13 +103,15 @@ class RichProgress:
         with self.lock:
             task = self.tasks.get(key)
             if task is not None:
-                self.bar.advance(task, count)
+                description = f"  {self.names.get(key, '')} (SHA-256)"
+                self.bar.update(task, advance=count, description=description)
 
     def uploading(self, key: str, offset: int) -> None:
         with self.lock:
             task = self.tasks.get(key)
             if task is not None:
-                self.bar.update(task, completed=offset)
+                description = f"  {self.names.get(key, '')}"
+                self.bar.update(task, completed=offset, description=description)
             self.bar.advance(self.overall, offset - self.shown.get(key, 0))
             self.shown[key] = offset
 
