@@ -10,6 +10,8 @@
 The virtual environment lives in .venv. It is installed from the lock files, every transitive
 dependency pinned with its hashes (pip --require-hashes), and refreshed whenever a lock changes.
 The locks are resolved on Linux; on Windows the pinned requirements*.txt are installed instead.
+``test`` also installs the command-line client from client/ (again whenever it changes) and
+the JavaScript test clients under tests/js (again whenever their lock changes).
 ``test`` runs pytest on SQLite and, when TEST_DATABASE_URL is set, again on that database.
 """
 
@@ -83,6 +85,30 @@ def _ensure_node_modules() -> None:
     stamp.write_text(digest)
 
 
+def _client_files() -> list[Path]:
+    client = ROOT / "client"
+    return sorted(
+        path
+        for path in client.rglob("*")
+        if path.is_file()
+        and not {"build", "__pycache__"} & set(path.relative_to(client).parts)
+        and ".egg-info" not in str(path)
+    )
+
+
+def _ensure_client() -> None:
+    """Install the command-line client from client/ as a user would (``pip install ./client``,
+    not editable), again whenever one of its files changes; the tests run its ``mosaic``."""
+    digest = hashlib.sha256()
+    for path in _client_files():
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    stamp = VENV / ".stamp-client"
+    if stamp.exists() and stamp.read_text() == digest.hexdigest():
+        return
+    _run(PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q", "./client")
+    stamp.write_text(digest.hexdigest())
+
+
 def run(args: list[str]) -> None:
     _ensure_venv("requirements.lock")
     _run(PYTHON, "main.py", "serve", *args)
@@ -121,6 +147,7 @@ def lock(args: list[str]) -> None:
 def test(args: list[str]) -> None:
     _ensure_venv("requirements.dev.lock")
     _ensure_node_modules()
+    _ensure_client()
     _lint()
     env = {k: v for k, v in os.environ.items() if k != "TEST_DATABASE_URL"}
     print("== test suite on SQLite", flush=True)
