@@ -26,10 +26,11 @@ from src import __version__
 from src.auth.router import router as auth_router
 from src.auth.state import start_auth
 from src.config import Settings
-from src.dashboard.router import public_stats
 from src.dashboard.router import router as dashboard_router
+from src.dashboard.stats_router import stats_router
 from src.database import create_engine, create_sessionmaker
 from src.exceptions import (
+    FieldProblem,
     MalformedRequestError,
     ServiceUnavailableError,
     error_responses,
@@ -248,8 +249,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
     app.include_router(study_router, prefix=API_PREFIX)
     app.include_router(samples_router, prefix=API_PREFIX)
     app.include_router(dashboard_router, prefix=API_PREFIX)
-    # Public statistics are not the dashboard (phase 2: a router of their own, then drop this).
-    install_openapi(app, tags={public_stats: ["statistics"]})
+    app.include_router(stats_router, prefix=API_PREFIX)
+    # tus's INVALID_UPLOAD_REQUEST lists the missing Upload-Metadata keys as FieldProblem items;
+    # named here until its class names its item.
+    install_openapi(app, error_items=[FieldProblem])
     _docs_routes(app)
     # Innermost, so the 500 it renders still passes through CORS on its way out.
     app.add_middleware(UnexpectedErrorMiddleware)

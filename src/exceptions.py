@@ -37,8 +37,31 @@ class KernelErrorCode(StrEnum):
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
 
 
+class ValidationIssue(BaseModel):
+    """An item of a malformed request's ``errors``: where the input is wrong, and how."""
+
+    loc: list[str]
+    code: str
+    message: str
+
+
+class ComponentStatus(BaseModel):
+    """An item of a not-ready service's ``errors``: a component that did not answer."""
+
+    component: str
+    status: str
+
+
+class FieldProblem(BaseModel):
+    """An item of ``errors`` naming a request field (a header's key) and what is wrong with it."""
+
+    field: str
+    message: str
+
+
 class ErrorOut(BaseModel):
-    """The error envelope, for OpenAPI."""
+    """The error envelope, for OpenAPI. In the document, the items of ``errors`` are any of the
+    shapes the error classes name (``AppError.item``; see ``src/openapi.py``)."""
 
     code: str
     detail: str
@@ -59,6 +82,8 @@ class AppError(Exception):
     # How the OpenAPI document describes this refusal where a route declares it; None leaves
     # the status's own phrase ("Conflict").
     description: ClassVar[str | None] = None
+    # The shape of one item of ``errors`` when this refusal lists them (None: it never does).
+    item: ClassVar[type[BaseModel] | None] = None
 
     def __init__(
         self,
@@ -83,27 +108,60 @@ class MalformedRequestError(AppError):
     code = KernelErrorCode.VALIDATION_ERROR
     message = "The request is malformed; see errors."
     description = "VALIDATION_ERROR"
+    item = ValidationIssue
 
 
 class ServiceUnavailableError(AppError):
     status_code = 503
     code = KernelErrorCode.SERVICE_UNAVAILABLE
     message = "The service is not ready."
+    item = ComponentStatus
+
+
+class MalformedJsonError(AppError):
+    """A JSON body that does not decode (rendered from FastAPI's own failures)."""
+
+    status_code = 422
+    code = KernelErrorCode.MALFORMED_JSON
+    message = "The body is not valid JSON; see errors."
+    item = ValidationIssue
+
+
+class MalformedFormError(AppError):
+    """A form body Starlette cannot parse (no boundary, broken framing)."""
+
+    status_code = 422
+    code = KernelErrorCode.MALFORMED_MULTIPART
+    message = "The multipart body is malformed."
+
+
+# The request id an example envelope shows.
+EXAMPLE_REQUEST_ID = "3f2c9a7e1b6d4e0f8a5c2b9d7e1f4a6c"
+
+
+def error_example(error: type[AppError]) -> dict[str, Any]:
+    """The OpenAPI example of one refusal: its real code and default message."""
+    value = {"code": str(error.code), "detail": error.message, "request_id": EXAMPLE_REQUEST_ID}
+    return {"summary": error.description or str(error.code), "value": value}
 
 
 def error_responses(
     *errors: type[AppError] | int, descriptions: Mapping[int, str | None] | None = None
 ) -> Responses:
     """The ``responses=`` of a route, from the errors it may raise: each error's status answers
-    with the error envelope, described by the distinct ``description``s of its errors joined
-    with " or " (none: the status's own phrase). ``descriptions`` rewords a status where a route
-    describes it otherwise (None: the status's own phrase). A bare status number declares the
-    envelope with no error class; sampleFileUpload's routes still do, until they move over."""
+    with the error envelope, one example per error (its real ``code``), described by the
+    distinct ``description``s of its errors joined with " or " (none: the status's own phrase).
+    ``descriptions`` rewords a status where a route describes it otherwise (None: the status's
+    own phrase). A bare status number declares the envelope with no error class (the tus routes
+    still do, until they move over)."""
     described: dict[int, list[str]] = {}
+    examples: dict[int, dict[str, Any]] = {}
     for error in errors:
-        status, text = (
-            (error, None) if isinstance(error, int) else (error.status_code, error.description)
-        )
+        if isinstance(error, int):
+            status, text = error, None
+        else:
+            status, text = error.status_code, error.description
+            examples.setdefault(status, {})[str(error.code)] = error_example(error)
         texts = described.setdefault(status, [])
         if text is not None and text not in texts:
             texts.append(text)
@@ -115,6 +173,8 @@ def error_responses(
             text = descriptions[status]
         if text is not None:
             response["description"] = text
+        if status in examples:
+            response["content"] = {"application/json": {"examples": examples[status]}}
         responses[status] = response
     return responses
 
@@ -191,7 +251,9 @@ def _is_json(request: Request) -> bool:
 
 
 def _malformed_json(detail: str, errors: list[dict[str, Any]]) -> JSONResponse:
-    return error_response(422, KernelErrorCode.MALFORMED_JSON, detail, errors=errors)
+    return error_response(
+        MalformedJsonError.status_code, MalformedJsonError.code, detail, errors=errors
+    )
 
 
 async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -206,7 +268,7 @@ async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     # Starlette answers a form body it cannot parse (no boundary, broken framing) 400.
     if exc.status_code == 400 and isinstance(exc.__context__, MultiPartException):
-        return error_response(422, KernelErrorCode.MALFORMED_MULTIPART, detail)
+        return error_response(MalformedFormError.status_code, MalformedFormError.code, detail)
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No such route."
     headers = dict(exc.headers) if exc.headers else {}
@@ -221,7 +283,7 @@ async def _validation_error_handler(request: Request, exc: Exception) -> JSONRes
     assert isinstance(exc, RequestValidationError)
     errors = _validation_errors(exc)
     if errors and all(error["code"] == "json_invalid" for error in errors):
-        return _malformed_json("The body is not valid JSON; see errors.", errors)
+        return _malformed_json(MalformedJsonError.message, errors)
     return error_response(
         MalformedRequestError.status_code,
         MalformedRequestError.code,

@@ -1,8 +1,13 @@
-"""The OpenAPI document as clients see it: operation ids, tags and optional authentication.
+"""The OpenAPI document as clients see it: operation ids, optional authentication and errors.
 
 Operation ids are the route functions' names (``list_studies``): short, snake_case and stable as
-long as the function keeps its name. Two routes of one function (a download's GET and HEAD) would
-share an id, so the one that does not serve GET gets its method as a suffix.
+long as the function keeps its name, so every route has a function of its own (a download's GET
+and HEAD included; FastAPI warns about a shared one).
+
+Errors: each route declares the error classes it may raise (``error_responses``), which gives
+each status its examples with their real codes; here every operation's 422 also shows the
+malformed-input codes, and ``ErrorOut.errors`` is typed as a list of any of the item shapes the
+error classes name (``AppError.item``).
 
 Security: FastAPI lists the schemes an operation's dependencies use, but not whether the caller
 may leave them out. An operation reached only through schemes marked ``optional = True`` (the
@@ -12,15 +17,25 @@ says so with an empty ``{}`` alternative in its ``security``.
 
 from __future__ import annotations
 
-import warnings
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import RouteContext, iter_route_contexts
 from fastapi.security.base import SecurityBase
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from src.exceptions import (
+    AppError,
+    ErrorOut,
+    MalformedJsonError,
+    MalformedRequestError,
+    error_example,
+)
+
+REF_TEMPLATE = "#/components/schemas/{model}"
 
 
 def operation_id(route: Any) -> str:
@@ -37,26 +52,6 @@ def _operations(app: FastAPI) -> Iterator[tuple[RouteContext, str]]:
             yield route, method.lower()
 
 
-def _settle_operation_ids(document: dict[str, Any]) -> None:
-    operations = [
-        (method, operation)
-        for item in document["paths"].values()
-        for method, operation in item.items()
-        if isinstance(operation, dict) and "operationId" in operation
-    ]
-    by_id: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
-    for method, operation in operations:
-        by_id[operation["operationId"]].append((method, operation))
-    for shared, group in by_id.items():
-        if len(group) > 1:
-            for method, operation in group:
-                if method != "get":
-                    operation["operationId"] = f"{shared}_{method}"
-    ids = [operation["operationId"] for _, operation in operations]
-    for duplicate in sorted({i for i in ids if ids.count(i) > 1}):
-        warnings.warn(f"Duplicate operation id {duplicate}", stacklevel=2)
-
-
 def _dependency_calls(dependant: Dependant) -> Iterator[Any]:
     for dependency in dependant.dependencies:
         yield dependency.call
@@ -71,29 +66,72 @@ def works_anonymously(dependant: Dependant | None) -> bool:
     return all(getattr(call, "optional", False) for call in calls if isinstance(call, SecurityBase))
 
 
-def install_openapi(app: FastAPI, *, tags: Mapping[Callable[..., Any], list[str]]) -> None:
-    """Build the document with unique operation ids, the anonymous alternatives and ``tags``
-    for the operations of these endpoints (set here where their router is not to change)."""
+def _error_classes(base: type[AppError] = AppError) -> Iterator[type[AppError]]:
+    for subclass in base.__subclasses__():
+        yield subclass
+        yield from _error_classes(subclass)
+
+
+def _required_count(model: type[BaseModel]) -> int:
+    return sum(field.is_required() for field in model.model_fields.values())
+
+
+def _type_error_items(document: dict[str, Any], extra: Sequence[type[BaseModel]]) -> None:
+    """``ErrorOut.errors``: a list of any of the item shapes the error classes name."""
+    items = {error.item for error in _error_classes() if error.item is not None} | set(extra)
+    # Most required fields first: a generated client takes the first shape an item fits, and
+    # {field, code, message} also fits {field, message}.
+    models = sorted(items, key=lambda model: (-_required_count(model), model.__name__))
+    _, definitions = models_json_schema(
+        [(model, "validation") for model in models], ref_template=REF_TEMPLATE
+    )
+    schemas = document["components"]["schemas"]
+    # A shape some route already answers with (SheetIssueOut in a report) is there already.
+    for name, schema in definitions.get("$defs", {}).items():
+        schemas.setdefault(name, schema)
+    refs = [{"$ref": REF_TEMPLATE.format(model=model.__name__)} for model in models]
+    schemas[ErrorOut.__name__]["properties"]["errors"] = {
+        "anyOf": [{"type": "array", "items": {"anyOf": refs}}, {"type": "null"}],
+        "title": "Errors",
+        "description": "What exactly is wrong, where the refusal lists it: one shape per code.",
+    }
+
+
+def _malformed_input_examples(operation: dict[str, Any]) -> None:
+    """Any operation may answer 422 VALIDATION_ERROR (and MALFORMED_JSON for a JSON body), also
+    where the route declares a 422 of its own, which replaces the app's declaration."""
+    errors: list[type[AppError]] = [MalformedRequestError]
+    if "application/json" in operation.get("requestBody", {}).get("content", {}):
+        errors.append(MalformedJsonError)
+    response = operation.get("responses", {}).get("422")
+    if response is None:
+        return
+    content = response.setdefault("content", {}).setdefault("application/json", {})
+    examples = content.setdefault("examples", {})
+    for error in errors:
+        examples.setdefault(str(error.code), error_example(error))
+
+
+def install_openapi(app: FastAPI, *, error_items: Sequence[type[BaseModel]] = ()) -> None:
+    """Build the document with the anonymous alternatives, every operation's malformed-input
+    examples and ``ErrorOut.errors`` typed by the items of every error class, plus
+    ``error_items`` (shapes of errors that do not name their item yet)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
-        with warnings.catch_warnings():
-            # Resolved below, where a duplicate that remains is reported again.
-            warnings.filterwarnings("ignore", message="Duplicate Operation ID")
-            document = build()
+        document = build()
         for route, method in _operations(app):
             operation = document["paths"].get(route.path_format, {}).get(method)
             if operation is None:
                 continue
-            if route.endpoint is not None and route.endpoint in tags:
-                operation["tags"] = list(tags[route.endpoint])
             if works_anonymously(getattr(route, "dependant", None)):
                 security = operation.setdefault("security", [])
                 if {} not in security:
                     security.append({})
-        _settle_operation_ids(document)
+            _malformed_input_examples(operation)
+        _type_error_items(document, error_items)
         app.openapi_schema = document
         return document
 

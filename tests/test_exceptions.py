@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from src.exceptions import AppError, ErrorOut, error_responses
+from src.exceptions import (
+    EXAMPLE_REQUEST_ID,
+    AppError,
+    ErrorOut,
+    error_example,
+    error_responses,
+)
 
 
 class TeapotError(AppError):
@@ -196,29 +203,67 @@ class _ConflictError(AppError):
     code = "CONFLICTING"
 
 
+def _content(*errors: type[AppError]) -> dict[str, Any]:
+    examples = {str(error.code): error_example(error) for error in errors}
+    return {"application/json": {"examples": examples}}
+
+
 class TestErrorResponses:
     def test_the_status_comes_from_each_class(self) -> None:
         assert error_responses(_GoneError, _ConflictError) == {
-            410: {"model": ErrorOut, "description": "The thing is gone"},
-            409: {"model": ErrorOut},
+            410: {
+                "model": ErrorOut,
+                "description": "The thing is gone",
+                "content": _content(_GoneError),
+            },
+            409: {"model": ErrorOut, "content": _content(_ConflictError)},
+        }
+
+    def test_each_class_is_an_example_with_its_real_code(self) -> None:
+        examples = error_responses(_GoneError, _AlsoGoneError)[410]["content"]["application/json"]
+        assert examples["examples"] == {
+            "GONE_FOR_GOOD": {
+                "summary": "The thing is gone",
+                "value": {
+                    "code": "GONE_FOR_GOOD",
+                    "detail": AppError.message,
+                    "request_id": EXAMPLE_REQUEST_ID,
+                },
+            },
+            "ALSO_GONE": {
+                "summary": "Archived",
+                "value": {
+                    "code": "ALSO_GONE",
+                    "detail": AppError.message,
+                    "request_id": EXAMPLE_REQUEST_ID,
+                },
+            },
         }
 
     def test_descriptions_of_one_status_are_joined_once_each(self) -> None:
         responses = error_responses(_GoneError, _UndescribedError, _AlsoGoneError, _GoneError)
         assert responses == {
-            410: {"model": ErrorOut, "description": "The thing is gone or Archived"}
+            410: {
+                "model": ErrorOut,
+                "description": "The thing is gone or Archived",
+                "content": _content(_GoneError, _UndescribedError, _AlsoGoneError),
+            }
         }
 
     def test_a_route_may_reword_a_status(self) -> None:
         assert error_responses(
             _GoneError, _ConflictError, descriptions={410: None, 409: "Busy"}
         ) == {
-            410: {"model": ErrorOut},
-            409: {"model": ErrorOut, "description": "Busy"},
+            410: {"model": ErrorOut, "content": _content(_GoneError)},
+            409: {"model": ErrorOut, "description": "Busy", "content": _content(_ConflictError)},
         }
 
     def test_a_bare_status_declares_the_envelope(self) -> None:
         assert error_responses(404, _GoneError) == {
             404: {"model": ErrorOut},
-            410: {"model": ErrorOut, "description": "The thing is gone"},
+            410: {
+                "model": ErrorOut,
+                "description": "The thing is gone",
+                "content": _content(_GoneError),
+            },
         }

@@ -99,7 +99,7 @@ async def login(
 
 
 @router.post("/token", response_model=TokenPair, responses=LOGIN_ERRORS)
-async def token(
+async def oauth2_token(
     deferred: DeferredDep,
     form: LoginForm,
     attempts: LoginAttempts,
@@ -124,7 +124,7 @@ async def token(
         InvalidRefreshTokenError, RefreshTokenReusedError, UserInactiveError, MalformedRequestError
     ),
 )
-async def refresh(
+async def refresh_tokens(
     deferred: DeferredDep,
     refresh_token: RequiredRefreshToken,
     session: SessionDep,

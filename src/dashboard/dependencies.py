@@ -9,7 +9,7 @@ from fastapi import Depends, Query
 
 from src.auth.dependencies import CurrentUser
 from src.auth.models import UserRole
-from src.dashboard.constants import DashboardScope, Interval
+from src.dashboard.constants import MAX_PERIODS, DashboardScope, Interval
 from src.dashboard.exceptions import DashboardForbiddenError
 from src.dashboard.service import Viewer
 from src.dashboard.utils import PeriodWindow, resolve_window
@@ -32,10 +32,19 @@ async def dashboard_viewer(
 
 
 async def period_window(
-    interval: Annotated[Interval, Query(description="Length of a period")] = Interval.DAY,
+    interval: Annotated[
+        Interval,
+        Query(
+            description=f"Length of a period; start to end spans at most {MAX_PERIODS:,} "
+            "of them (else 422 TOO_MANY_PERIODS)"
+        ),
+    ] = Interval.DAY,
     start: Annotated[
         date | None,
-        Query(description="First day (UTC), aligned to its period; default: see end"),
+        Query(
+            description="First day (UTC), aligned to its period, not after end (else 422 "
+            "INVALID_DATE_RANGE); default: see end"
+        ),
     ] = None,
     end: Annotated[
         date | None,
@@ -45,7 +54,7 @@ async def period_window(
         ),
     ] = None,
 ) -> PeriodWindow:
-    """The range of a time series: start ≤ end and at most 1,000 periods, else 422."""
+    """The range of a time series: start ≤ end and at most MAX_PERIODS periods, else 422."""
     return resolve_window(interval, start, end, today=today())
 
 

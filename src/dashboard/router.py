@@ -1,8 +1,7 @@
-"""Routes of the dashboard: read-only aggregates and public statistics.
+"""Routes of the dashboard: read-only aggregates.
 
-``/stats`` is open to anyone and counts public studies only. ``/dashboard/*`` needs a signed-in
-caller and covers their own studies (owned or member), or every study with ``scope=all`` for
-reviewers and admins.
+``/dashboard/*`` needs a signed-in caller and covers their own studies (owned or member), or every
+study with ``scope=all`` for reviewers and admins. The public statistics are ``stats_router.py``.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from src.dashboard.schemas import (
     BREAKDOWN_EXAMPLE,
     TIMESERIES_EXAMPLE,
     BreakdownRow,
-    PublicStats,
     Summary,
     TimeseriesPoint,
 )
@@ -46,14 +44,8 @@ def _example(example: Any) -> Responses:
     return {200: {"content": {"application/json": {"example": example}}}}
 
 
-@router.get("/stats", response_model=PublicStats)
-async def public_stats(session: SessionDep) -> PublicStats:
-    """Totals over public studies (published and released); anyone may read them."""
-    return await service.public_stats(session)
-
-
 @router.get("/dashboard/summary", response_model=Summary, responses=error_responses(*SCOPED))
-async def summary(viewer: ViewerDep, session: SessionDep) -> Summary:
+async def dashboard_summary(viewer: ViewerDep, session: SessionDep) -> Summary:
     """Where the scoped studies stand; scope=all adds accounts and the review queue."""
     return await service.summary(session, viewer=viewer)
 
@@ -66,7 +58,7 @@ async def summary(viewer: ViewerDep, session: SessionDep) -> Summary:
         **_example(TIMESERIES_EXAMPLE),
     },
 )
-async def timeseries(
+async def dashboard_timeseries(
     viewer: ViewerDep,
     window: PeriodWindowDep,
     session: SessionDep,
@@ -81,7 +73,7 @@ async def timeseries(
     response_model=list[BreakdownRow],
     responses={**error_responses(*SCOPED), **_example(BREAKDOWN_EXAMPLE)},
 )
-async def breakdown(
+async def dashboard_breakdown(
     viewer: ViewerDep,
     session: SessionDep,
     by: Annotated[BreakdownField, Query(description="The sample field to group by")],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from src.exceptions import AppError
 from src.study.constants import StudyErrorCode
+from src.study.schemas import ReadinessProblem, SampleIssue
 
 
 class StudyNotFoundError(AppError):
@@ -37,6 +38,7 @@ class StudyIncompleteError(AppError):
     status_code = 409
     code = StudyErrorCode.STUDY_INCOMPLETE
     message = "The study is not ready to be submitted; see errors."
+    item = ReadinessProblem
     description = "The study's state does not allow this"
 
 
@@ -69,6 +71,7 @@ class InvalidSampleError(AppError):
     status_code = 422
     code = StudyErrorCode.INVALID_SAMPLE
     message = "The sample does not pass the checklist; see errors."
+    item = SampleIssue
 
 
 class UserNotFoundError(AppError):
@@ -81,6 +84,7 @@ class OwnerNotMemberError(AppError):
     status_code = 409
     code = StudyErrorCode.OWNER_NOT_MEMBER
     message = "The owner of a study cannot be added as a member."
+    description = "OWNER_NOT_MEMBER: the owner cannot be made a member"
 
 
 class MemberNotFoundError(AppError):

@@ -147,7 +147,10 @@ async def update_study(
     user: CurrentUser,
     session: SessionDep,
     response: Response,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: Annotated[
+        str | None,
+        Header(description="The study's ETag as last read; another one: 412 PRECONDITION_FAILED"),
+    ] = None,
 ) -> StudyView:
     """Change a draft's title, description, authors or release date (If-Match optional)."""
     service.check_if_match(view.study, if_match)
@@ -236,9 +239,6 @@ async def study_members(view: TeamStudy, session: SessionDep) -> list[StudyMembe
         *GUARDED,
         UserNotFoundError,
         OwnerNotMemberError,
-        # Worded as before the error classes described themselves; OWNER_NOT_MEMBER is the one
-        # 409 here, and not about the study's state.
-        descriptions={409: StudyLockedError.description},
     ),
 )
 async def set_study_member(

@@ -196,7 +196,20 @@ class SampleRead(BaseModel):
     updated_at: datetime
 
 
+class SampleIssue(BaseModel):
+    """An item of INVALID_SAMPLE's ``errors``: a checklist field of a sample (``index``: its
+    place in a list of samples, from 0) and the value as sent."""
+
+    index: int | None = None
+    field: str
+    code: str
+    message: str
+    value: str | None = None
+
+
 class ReadinessProblem(BaseModel):
+    """What keeps a study from being submitted; ``sample_id`` None: the study as a whole."""
+
     sample_id: str | None
     code: str
     message: str

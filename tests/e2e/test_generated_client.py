@@ -129,7 +129,7 @@ def test_generated_client_drives_a_deposit(generated: ModuleType, local_stack: S
     assert isinstance(hidden.parsed, models.ErrorOut)
     assert hidden.parsed.code == "STUDY_NOT_FOUND"
 
-    summary = module("api.dashboard.summary").sync(client=researcher)
+    summary = module("api.dashboard.dashboard_summary").sync(client=researcher)
     assert isinstance(summary, models.Summary)
     assert summary.studies.total == 1
     assert summary.studies.by_status.draft == 1

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from src.exceptions import AppError
 from src.sampleFileUpload.files.constants import FileErrorCode
+from src.sampleFileUpload.files.schemas import ChecksumProblem
 
 
 class ChecksumMismatchError(AppError):
     status_code = 422
     code = FileErrorCode.CHECKSUM_MISMATCH
     message = "The file does not match its declared checksum; nothing was kept."
+    item = ChecksumProblem
 
 
 class InvalidChecksumError(AppError):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from src.exceptions import AppError
 from src.sampleFileUpload.sheets.constants import SheetErrorCode
+from src.sampleFileUpload.sheets.schemas import SheetIssueOut
 
 if TYPE_CHECKING:
     from src.sampleFileUpload.sheets.service import SheetOutcome
@@ -18,6 +19,7 @@ class SheetInvalidError(AppError):
     status_code = 422
     code = SheetErrorCode.SHEET_INVALID
     message = "The sheet has errors; nothing was saved."
+    item = SheetIssueOut
 
     def __init__(self, outcome: SheetOutcome) -> None:
         self.outcome = outcome
@@ -34,6 +36,7 @@ class SheetTooLargeError(AppError):
     status_code = 413
     code = SheetErrorCode.SHEET_TOO_LARGE
     message = "The sheet is larger than the limits allow."
+    item = SheetIssueOut
 
 
 class MissingSheetError(AppError):
