@@ -34,9 +34,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_fastq import cpu_model, generate  # noqa: E402
 from tusclient import client as tus_client  # noqa: E402
 
+from bench.bench_fastq import cpu_model, generate  # noqa: E402
 from src.database import upgrade_database  # noqa: E402
 from tests.sampleFileUpload.servers import ApiServer  # noqa: E402
 

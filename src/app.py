@@ -30,7 +30,6 @@ from src.dashboard.router import router as dashboard_router
 from src.dashboard.stats_router import stats_router
 from src.database import create_engine, create_sessionmaker
 from src.exceptions import (
-    FieldProblem,
     MalformedRequestError,
     ServiceUnavailableError,
     error_responses,
@@ -250,9 +249,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
     app.include_router(samples_router, prefix=API_PREFIX)
     app.include_router(dashboard_router, prefix=API_PREFIX)
     app.include_router(stats_router, prefix=API_PREFIX)
-    # tus's INVALID_UPLOAD_REQUEST lists the missing Upload-Metadata keys as FieldProblem items;
-    # named here until its class names its item.
-    install_openapi(app, error_items=[FieldProblem])
+    install_openapi(app)
     _docs_routes(app)
     # Innermost, so the 500 it renders still passes through CORS on its way out.
     app.add_middleware(UnexpectedErrorMiddleware)

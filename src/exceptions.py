@@ -146,22 +146,18 @@ def error_example(error: type[AppError]) -> dict[str, Any]:
 
 
 def error_responses(
-    *errors: type[AppError] | int, descriptions: Mapping[int, str | None] | None = None
+    *errors: type[AppError], descriptions: Mapping[int, str | None] | None = None
 ) -> Responses:
     """The ``responses=`` of a route, from the errors it may raise: each error's status answers
     with the error envelope, one example per error (its real ``code``), described by the
     distinct ``description``s of its errors joined with " or " (none: the status's own phrase).
     ``descriptions`` rewords a status where a route describes it otherwise (None: the status's
-    own phrase). A bare status number declares the envelope with no error class (the tus routes
-    still do, until they move over)."""
+    own phrase)."""
     described: dict[int, list[str]] = {}
     examples: dict[int, dict[str, Any]] = {}
     for error in errors:
-        if isinstance(error, int):
-            status, text = error, None
-        else:
-            status, text = error.status_code, error.description
-            examples.setdefault(status, {})[str(error.code)] = error_example(error)
+        status, text = error.status_code, error.description
+        examples.setdefault(status, {})[str(error.code)] = error_example(error)
         texts = described.setdefault(status, [])
         if text is not None and text not in texts:
             texts.append(text)

@@ -17,7 +17,7 @@ says so with an empty ``{}`` alternative in its ``security``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -76,9 +76,9 @@ def _required_count(model: type[BaseModel]) -> int:
     return sum(field.is_required() for field in model.model_fields.values())
 
 
-def _type_error_items(document: dict[str, Any], extra: Sequence[type[BaseModel]]) -> None:
+def _type_error_items(document: dict[str, Any]) -> None:
     """``ErrorOut.errors``: a list of any of the item shapes the error classes name."""
-    items = {error.item for error in _error_classes() if error.item is not None} | set(extra)
+    items = {error.item for error in _error_classes() if error.item is not None}
     # Most required fields first: a generated client takes the first shape an item fits, and
     # {field, code, message} also fits {field, message}.
     models = sorted(items, key=lambda model: (-_required_count(model), model.__name__))
@@ -112,10 +112,9 @@ def _malformed_input_examples(operation: dict[str, Any]) -> None:
         examples.setdefault(str(error.code), error_example(error))
 
 
-def install_openapi(app: FastAPI, *, error_items: Sequence[type[BaseModel]] = ()) -> None:
+def install_openapi(app: FastAPI) -> None:
     """Build the document with the anonymous alternatives, every operation's malformed-input
-    examples and ``ErrorOut.errors`` typed by the items of every error class, plus
-    ``error_items`` (shapes of errors that do not name their item yet)."""
+    examples and ``ErrorOut.errors`` typed by the items of every error class."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -131,7 +130,7 @@ def install_openapi(app: FastAPI, *, error_items: Sequence[type[BaseModel]] = ()
                 if {} not in security:
                     security.append({})
             _malformed_input_examples(operation)
-        _type_error_items(document, error_items)
+        _type_error_items(document)
         app.openapi_schema = document
         return document
 

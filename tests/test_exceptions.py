@@ -257,13 +257,3 @@ class TestErrorResponses:
             410: {"model": ErrorOut, "content": _content(_GoneError)},
             409: {"model": ErrorOut, "description": "Busy", "content": _content(_ConflictError)},
         }
-
-    def test_a_bare_status_declares_the_envelope(self) -> None:
-        assert error_responses(404, _GoneError) == {
-            404: {"model": ErrorOut},
-            410: {
-                "model": ErrorOut,
-                "description": "The thing is gone",
-                "content": _content(_GoneError),
-            },
-        }

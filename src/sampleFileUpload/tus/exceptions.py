@@ -3,7 +3,7 @@ requests and chunk checksums."""
 
 from __future__ import annotations
 
-from src.exceptions import AppError
+from src.exceptions import AppError, FieldProblem
 from src.sampleFileUpload.tus.constants import TusErrorCode
 
 
@@ -41,6 +41,7 @@ class InvalidUploadRequestError(AppError):
     status_code = 400
     code = TusErrorCode.INVALID_UPLOAD_REQUEST
     message = "The tus request is malformed."
+    item = FieldProblem  # the Upload-Metadata keys that are missing or wrong
 
 
 class InvalidContentTypeError(AppError):
