@@ -77,8 +77,9 @@ def _sample_problems(sample: Sample) -> list[ReadinessProblem]:
         return problems
     pairs, unpaired = _pair_reads(valid)
     problems.extend(
-        problem(ReadinessCode.UNPAIRED_READ, f"{file.filename} has no {file.read} mate")
+        problem(ReadinessCode.UNPAIRED_READ, f"{file.filename} ({file.read}) has no {mate} mate")
         for file in unpaired
+        for mate in [ReadKind.R2 if file.read == ReadKind.R1 else ReadKind.R1]
     )
     for first, second in pairs:
         found = _pair_problem(first, second)

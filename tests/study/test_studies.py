@@ -464,6 +464,10 @@ class TestReadiness:
             ("S5", "PAIR_READ_COUNT_MISMATCH"),
             ("S6", "PAIR_READ_NAMES_MISMATCH"),
         }
+        response = await client.get(f"{API}/{study.accession}/readiness", headers=headers)
+        unpaired = [p for p in response.json()["problems"] if p["code"] == "UNPAIRED_READ"]
+        # The message names the mate that is missing, not the read that is there.
+        assert [p["message"] for p in unpaired] == ["a_R1.fastq.gz (R1) has no R2 mate"]
 
     async def test_matching_pairs_are_ready(
         self, client: httpx.AsyncClient, session: AsyncSession, headers: dict[str, str], owner: User
