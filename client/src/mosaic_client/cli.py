@@ -27,7 +27,7 @@ from mosaic_client.downloads import Downloader, study_files, targets_for
 from mosaic_client.matching import collect_files, duplicates, place_files, read_map
 from mosaic_client.output import Output, RichProgress, human_size
 from mosaic_client.state import UploadState
-from mosaic_client.uploads import DEFAULT_CHUNK, Interrupted, Uploader, exit_code
+from mosaic_client.uploads import DEFAULT_CHUNK, FileResult, Interrupted, Uploader, exit_code
 
 DONE, FAILED, USAGE, PROBLEMS, INTERRUPTED = 0, 1, 2, 3, 130
 UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
@@ -418,21 +418,33 @@ def cmd_upload(ctx: Context) -> int:
             results = uploader.run(placed)
         except Interrupted as interrupted:
             progress.bar.stop()
-            if ctx.output.as_json:
-                ctx.output.json(
-                    {
-                        "study": accession,
-                        "interrupted": True,
-                        "files": [result.as_json() for result in interrupted.results],
-                    }
-                )
-            finished = sum(result.status != "failed" for result in interrupted.results)
-            ctx.output.note(
-                f"Interrupted: {finished} of {len(placed)} file(s) done. Run the same command "
-                "again to continue where it stopped.",
-                style="yellow",
-            )
-            _exit_now(INTERRUPTED)
+            _stop_interrupted_upload(ctx, accession, len(placed), interrupted)
+    return _show_upload_results(ctx, accession, results)
+
+
+def _stop_interrupted_upload(
+    ctx: Context, accession: str, total: int, interrupted: Interrupted
+) -> NoReturn:
+    """Report what an interrupted upload finished, then leave at once."""
+    if ctx.output.as_json:
+        ctx.output.json(
+            {
+                "study": accession,
+                "interrupted": True,
+                "files": [result.as_json() for result in interrupted.results],
+            }
+        )
+    finished = sum(result.status != "failed" for result in interrupted.results)
+    ctx.output.note(
+        f"Interrupted: {finished} of {total} file(s) done. Run the same command "
+        "again to continue where it stopped.",
+        style="yellow",
+    )
+    _exit_now(INTERRUPTED)
+
+
+def _show_upload_results(ctx: Context, accession: str, results: list[FileResult]) -> int:
+    """Each file's outcome (JSON, or a table and a summary line); the exit code."""
     if ctx.output.as_json:
         counts: dict[str, int] = {}
         for result in results:
@@ -441,25 +453,16 @@ def cmd_upload(ctx: Context) -> int:
             {"study": accession, "files": [r.as_json() for r in results], "counts": counts}
         )
         return exit_code(results)
-    rows = []
-    for result in results:
-        detail = result.message or ""
-        if result.resumed_from and result.status != "failed":
-            detail = f"resumed at {human_size(result.resumed_from)} of {human_size(result.size)}"
-        if result.errors:
-            detail = "; ".join(
-                f"line {error.get('line')}: {error.get('code')} {error.get('message')}"
-                for error in result.errors[:3]
-            )
-        rows.append(
-            [
-                _display(result.path),
-                result.sample_id,
-                result.status,
-                "" if result.read_count is None else f"{result.read_count:,}",
-                detail,
-            ]
-        )
+    rows = [
+        [
+            _display(result.path),
+            result.sample_id,
+            result.status,
+            "" if result.read_count is None else f"{result.read_count:,}",
+            _upload_detail(result),
+        ]
+        for result in results
+    ]
     ctx.output.table(accession, ("file", "sample", "status", "reads", "errors, notes"), rows)
     summary = ", ".join(
         f"{sum(r.status == status for r in results)} {status}"
@@ -468,6 +471,19 @@ def cmd_upload(ctx: Context) -> int:
     )
     ctx.output.line(summary)
     return exit_code(results)
+
+
+def _upload_detail(result: FileResult) -> str:
+    """The table's note on a file: its first errors, else where it resumed, else the message."""
+    detail = result.message or ""
+    if result.resumed_from and result.status != "failed":
+        detail = f"resumed at {human_size(result.resumed_from)} of {human_size(result.size)}"
+    if result.errors:
+        detail = "; ".join(
+            f"line {error.get('line')}: {error.get('code')} {error.get('message')}"
+            for error in result.errors[:3]
+        )
+    return detail
 
 
 def _display(path: Path) -> str:

@@ -211,27 +211,10 @@ class Uploader:
         if self._already_stored(result):
             return
         assert result.sha256 is not None
-        key = str(item.path)
-        known = self.state.get(item.path)
-        url = None
-        if known is not None and known.sha256 == result.sha256:
-            url = known.upload_url if known.sample_id == item.sample_id else None
-        if url is None:
-            for stored in self._stored_files(item.sample_id):
-                if stored.get("filename") != item.path.name:
-                    continue
-                if stored.get("status") == "uploading" and stored.get("size") == result.size:
-                    # An upload of this file whose URL never reached the resume state (the run
-                    # was killed between the server's answer and the state's write): nothing
-                    # of it was acknowledged to this client, so start it again.
-                    self.api.send("DELETE", f"{API}/files/{stored['id']}", ok=(404,))
-                    continue
-                result.message = (
-                    f"the sample already has a different file named {item.path.name!r}"
-                    f" ({stored.get('status')}, id {stored.get('id')}); delete it first"
-                )
-                return
-        self.progress.start(key, item.path.name, result.size)
+        url = self._resume_url(item, result)
+        if url is None and not self._name_is_free(item, result):
+            return
+        self.progress.start(str(item.path), item.path.name, result.size)
         failures = 0
         while True:
             if self.cancel.is_set():
@@ -248,57 +231,116 @@ class Uploader:
                 return
             except _Restart as restart:
                 failures = 0 if restart.progressed else failures + 1
-            except ApiError as exc:
-                if exc.status_code not in (423, 500, 502, 503, 504):
-                    if exc.code == "CHECKSUM_MISMATCH":
-                        self.state.forget_upload(item.path)
+            except (ApiError, httpx.TransportError) as exc:
+                if not self._worth_retrying(item, exc):
                     raise
                 failures += 1
-            except httpx.TransportError:
-                failures += 1
-            if failures > MAX_FAILURES:
-                raise ConnectionError(f"gave up after {failures} failed attempts in a row")
-            if self.cancel.wait(backoff(failures)):
-                raise tus.Cancelled
-            recorded = self.state.get(item.path)
-            url = recorded.upload_url if recorded is not None else None
+            self._back_off(failures)
+            url = self._recorded_url(item)
+
+    def _resume_url(self, item: Placed, result: FileResult) -> str | None:
+        """The upload URL the resume state holds for this very file (same SHA-256, same
+        sample), if any."""
+        known = self.state.get(item.path)
+        if known is not None and known.sha256 == result.sha256:
+            return known.upload_url if known.sample_id == item.sample_id else None
+        return None
+
+    def _recorded_url(self, item: Placed) -> str | None:
+        """The upload URL the resume state holds now (after a failure, to retry with)."""
+        recorded = self.state.get(item.path)
+        return recorded.upload_url if recorded is not None else None
+
+    def _name_is_free(self, item: Placed, result: FileResult) -> bool:
+        """Whether a new upload may take the file's name in its sample: stale uploads of this
+        file are deleted; another stored file of that name makes this one fail (the reason in
+        ``result.message``)."""
+        for stored in self._stored_files(item.sample_id):
+            if stored.get("filename") != item.path.name:
+                continue
+            if stored.get("status") == "uploading" and stored.get("size") == result.size:
+                # An upload of this file whose URL never reached the resume state (the run
+                # was killed between the server's answer and the state's write): nothing
+                # of it was acknowledged to this client, so start it again.
+                self.api.send("DELETE", f"{API}/files/{stored['id']}", ok=(404,))
+                continue
+            result.message = (
+                f"the sample already has a different file named {item.path.name!r}"
+                f" ({stored.get('status')}, id {stored.get('id')}); delete it first"
+            )
+            return False
+        return True
+
+    def _worth_retrying(self, item: Placed, exc: ApiError | httpx.TransportError) -> bool:
+        """Whether a failed attempt is retried: lost connections, 5xx and 423 are; any other
+        answer is final (a checksum mismatch also drops the upload from the resume state)."""
+        if isinstance(exc, httpx.TransportError):
+            return True
+        if exc.status_code in (423, 500, 502, 503, 504):
+            return True
+        if exc.code == "CHECKSUM_MISMATCH":
+            self.state.forget_upload(item.path)
+        return False
+
+    def _back_off(self, failures: int) -> None:
+        """Wait before the next attempt; give up after too many failures in a row."""
+        if failures > MAX_FAILURES:
+            raise ConnectionError(f"gave up after {failures} failed attempts in a row")
+        if self.cancel.wait(backoff(failures)):
+            raise tus.Cancelled
 
     def _transfer(self, item: Placed, result: FileResult, url: str | None) -> str | None:
         """Continue (or start) the upload; the finished file's id, or None if the upload is
         gone. Raises _Restart after a failure once some bytes were acknowledged."""
-        key = str(item.path)
-        size = result.size
         if url is None:
-            metadata = {
-                "study": self.study,
-                "sample_id": item.sample_id,
-                "filename": item.path.name,
-                "sha256": result.sha256 or "",
-            }
-            if item.how == "map" or item.read != "single":
-                metadata["read"] = item.read
-            url, file_id = tus.create(self.api, length=size, metadata=metadata)
-            stat_size, mtime_ns = fingerprint(item.path)
-            self.state.put(
-                item.path,
-                FileState(
-                    size=stat_size,
-                    mtime_ns=mtime_ns,
-                    sha256=result.sha256 or "",
-                    upload_url=url,
-                    sample_id=item.sample_id,
-                ),
-            )
+            url, file_id = self._create(item, result)
             if file_id is not None:
                 return file_id
             offset = 0
         else:
-            found = tus.offset(self.api, url)
+            found = self._server_offset(result, url)
             if found is None:
                 return None
             offset = found
-            if result.resumed_from is None:
-                result.resumed_from = offset
+        return self._append_chunks(item, result.size, url, offset)
+
+    def _create(self, item: Placed, result: FileResult) -> tuple[str, str | None]:
+        """A new upload with the SHA-256 declared, its URL written to the resume state before
+        any byte is sent; its URL, and the file's id if the server finished it at once."""
+        metadata = {
+            "study": self.study,
+            "sample_id": item.sample_id,
+            "filename": item.path.name,
+            "sha256": result.sha256 or "",
+        }
+        if item.how == "map" or item.read != "single":
+            metadata["read"] = item.read
+        url, file_id = tus.create(self.api, length=result.size, metadata=metadata)
+        stat_size, mtime_ns = fingerprint(item.path)
+        self.state.put(
+            item.path,
+            FileState(
+                size=stat_size,
+                mtime_ns=mtime_ns,
+                sha256=result.sha256 or "",
+                upload_url=url,
+                sample_id=item.sample_id,
+            ),
+        )
+        return url, file_id
+
+    def _server_offset(self, result: FileResult, url: str) -> int | None:
+        """Where the server stands in an existing upload (None: it is gone); the first such
+        offset of this run is kept as ``result.resumed_from``."""
+        offset = tus.offset(self.api, url)
+        if offset is not None and result.resumed_from is None:
+            result.resumed_from = offset
+        return offset
+
+    def _append_chunks(self, item: Placed, size: int, url: str, offset: int) -> str | None:
+        """Send the file from ``offset`` in chunks until the server names the finished file
+        (its id), or None if the upload is gone. Raises _Restart on a retryable failure."""
+        key = str(item.path)
         self.progress.uploading(key, offset)
         start = offset
         try:
