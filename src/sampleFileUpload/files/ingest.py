@@ -94,12 +94,16 @@ class ValidationLane:
         while len(self._pending) > self.lag or (self._pending and self._pending[0].done()):
             await self._wait_oldest()
 
-    async def finish(self) -> FastqReport:
-        """Wait for every block, then end the validation and return its report."""
+    async def drain(self) -> None:
+        """Wait until the validator has taken every block submitted so far."""
         if self._broken:
             raise ValidationLaneBrokenError
         while self._pending:
             await self._wait_oldest()
+
+    async def finish(self) -> FastqReport:
+        """Wait for every block, then end the validation and return its report."""
+        await self.drain()
         finishing = self._executor.submit(self.validation.finish)
         try:
             return await asyncio.wrap_future(finishing)
@@ -160,6 +164,10 @@ class FileDigest:
         await self.lane.submit(block)
         await anyio.to_thread.run_sync(self._hash, block, extra)
         self.size += len(block)
+
+    async def drain(self) -> None:
+        """Wait until the validator has caught up with every block fed so far."""
+        await self.lane.drain()
 
     async def finish(self) -> Ingested:
         """End the validation (the digests stay usable) and return the outcome."""

@@ -301,6 +301,11 @@ class ChunkWriter:
                     f"it was discarded. Resend it from offset {self.offset}."
                 )
             final = digest.size == self.length
+            if final:
+                # The validator catches up before the last byte is recorded: one lost during
+                # the upload refuses this chunk (503, resumable from the recorded offset)
+                # instead of leaving a complete upload with no file, whatever the timing.
+                await digest.drain()
             result = await self._save(writer, digest, lease, final=final)
             if not final:
                 return result
