@@ -4,6 +4,7 @@ run, report broken files, submit, download and verify."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import json
@@ -12,6 +13,8 @@ import stat
 import subprocess
 from pathlib import Path
 from typing import Any
+
+from mosaic_client.state import FileState, UploadState, fingerprint
 
 from tests.client.conftest import PASSWORD, Server, User, restart_server
 from tests.client.data import SAMPLES, write_run, write_sheet
@@ -91,7 +94,9 @@ def _rerun_sends_only_what_the_server_lacks(
     with user.api() as api:
         for key in first_run.keys() - finished:
             head = api.head(key, headers={"Tus-Resumable": "1.0.0"})
-            if head.status_code == 404:  # every byte had arrived: the server finished it
+            # Every byte had arrived and the server finished the file: HEAD says so with the
+            # file's id while the upload is kept (404 once it has expired).
+            if head.status_code == 404 or "upload-file-id" in head.headers:
                 finished.add(key)
                 continue
             assert head.status_code == 200
@@ -395,6 +400,47 @@ class TestUpload:
             )
             assert resumed_at >= acknowledged  # nothing the old process acknowledged, again
             assert sum(r["received"] for r in group) == length[key] - resumed_at
+        _all_stored(user, accession, files)
+
+    def test_a_run_killed_between_a_creation_and_its_record_sends_that_file_anew(
+        self, user: User
+    ) -> None:
+        """The server created the upload, but the run died before writing its URL down: the
+        re-run knows the "uploading" file of that name is its own (it marked the creation
+        first), removes it and sends the file; no byte of it had been sent."""
+        user.login()
+        accession = _create(user, user.home, ["LIV_M1"])
+        files = write_run(user.home / "run", samples=["LIV_M1"])
+        path = files[0]
+        metadata = {"study": accession, "sample_id": "LIV_M1", "filename": path.name}
+        encoded = ",".join(
+            f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in metadata.items()
+        )
+        with user.api() as api:
+            created = api.post(
+                "/api/v1/uploads",
+                headers={
+                    "Tus-Resumable": "1.0.0",
+                    "Upload-Length": str(path.stat().st_size),
+                    "Upload-Metadata": encoded,
+                },
+            )
+            assert created.status_code == 201, created.text
+        size, mtime_ns = fingerprint(path)
+        UploadState(user.server.url, accession, user.config_dir).put(
+            path,
+            FileState(
+                size=size,
+                mtime_ns=mtime_ns,
+                sha256=_sha256(path),
+                sample_id="LIV_M1",
+                creating=True,
+            ),
+        )
+
+        result = user.run("upload", accession, "run", "--json")
+        assert result.code == 0, result.stdout + result.stderr
+        assert {f["status"] for f in result.json()["files"]} == {"valid"}
         _all_stored(user, accession, files)
 
     def test_an_invalid_file_is_reported_with_its_sample_and_line(self, user: User) -> None:

@@ -25,6 +25,9 @@ class FileState:
     sha256: str
     upload_url: str | None = None
     sample_id: str | None = None
+    # Set just before a creation is sent, cleared once its URL is recorded: a run killed in
+    # between finds the server's "uploading" file of that name is its own, with no byte sent.
+    creating: bool = False
 
 
 def fingerprint(path: Path) -> tuple[int, int]:

@@ -258,10 +258,10 @@ class Uploader:
         for stored in self._stored_files(item.sample_id):
             if stored.get("filename") != item.path.name:
                 continue
-            if stored.get("status") == "uploading" and stored.get("size") == result.size:
+            if stored.get("status") == "uploading" and self._was_creating(item, result):
                 # An upload of this file whose URL never reached the resume state (the run
-                # was killed between the server's answer and the state's write): nothing
-                # of it was acknowledged to this client, so start it again.
+                # was killed between sending the creation and recording its answer): no byte
+                # of it was sent, so start it again.
                 self.api.send("DELETE", f"{API}/files/{stored['id']}", ok=(404,))
                 continue
             result.message = (
@@ -304,6 +304,31 @@ class Uploader:
             offset = found
         return self._append_chunks(item, result.size, url, offset)
 
+    def _was_creating(self, item: Placed, result: FileResult) -> bool:
+        """Whether an earlier run sent this very file's creation and never recorded its URL."""
+        known = self.state.get(item.path)
+        return (
+            known is not None
+            and known.creating
+            and known.sha256 == result.sha256
+            and known.sample_id == item.sample_id
+        )
+
+    def _record(self, item: Placed, result: FileResult, url: str | None) -> None:
+        """The resume state of this file: its upload's URL, or (None) a creation under way."""
+        stat_size, mtime_ns = fingerprint(item.path)
+        self.state.put(
+            item.path,
+            FileState(
+                size=stat_size,
+                mtime_ns=mtime_ns,
+                sha256=result.sha256 or "",
+                upload_url=url,
+                sample_id=item.sample_id,
+                creating=url is None,
+            ),
+        )
+
     def _create(self, item: Placed, result: FileResult) -> tuple[str, str | None]:
         """A new upload with the SHA-256 declared, its URL written to the resume state before
         any byte is sent; its URL, and the file's id if the server finished it at once."""
@@ -315,18 +340,9 @@ class Uploader:
         }
         if item.how == "map" or item.read != "single":
             metadata["read"] = item.read
+        self._record(item, result, None)
         url, file_id = tus.create(self.api, length=result.size, metadata=metadata)
-        stat_size, mtime_ns = fingerprint(item.path)
-        self.state.put(
-            item.path,
-            FileState(
-                size=stat_size,
-                mtime_ns=mtime_ns,
-                sha256=result.sha256 or "",
-                upload_url=url,
-                sample_id=item.sample_id,
-            ),
-        )
+        self._record(item, result, url)
         return url, file_id
 
     def _server_offset(self, result: FileResult, url: str) -> int | None:
