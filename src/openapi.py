@@ -11,8 +11,8 @@ error classes name (``AppError.item``).
 
 Security: FastAPI lists the schemes an operation's dependencies use, but not whether the caller
 may leave them out. An operation reached only through schemes marked ``optional = True`` (the
-optional caller, ``src/dependencies.py``), or through none, also works anonymously; the document
-says so with an empty ``{}`` alternative in its ``security``.
+optional caller, ``src/auth/dependencies.py``), or through none, also works anonymously; the
+document says so with an empty ``{}`` alternative in its ``security``.
 """
 
 from __future__ import annotations
