@@ -34,6 +34,7 @@ class KernelErrorCode(StrEnum):
     INTERNAL_ERROR = "INTERNAL_ERROR"
     HTTP_ERROR = "HTTP_ERROR"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    SERVICE_BUSY = "SERVICE_BUSY"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
 
 
@@ -116,6 +117,25 @@ class ServiceUnavailableError(AppError):
     code = KernelErrorCode.SERVICE_UNAVAILABLE
     message = "The service is not ready."
     item = ComponentStatus
+
+
+# Seconds a client is told to wait when the service is busy (a full hasher queue, a locked
+# SQLite file, an exhausted connection pool): long enough for a queue to drain.
+BUSY_RETRY_AFTER_SECONDS = 2
+
+
+class ServiceBusyError(AppError):
+    """The request could not get a shared resource in time (database, password hasher); it was
+    not carried out and may be retried after ``Retry-After`` seconds."""
+
+    status_code = 503
+    code = KernelErrorCode.SERVICE_BUSY
+    message = "The service is busy; retry after the number of seconds in Retry-After."
+
+    def __init__(
+        self, detail: str | None = None, *, retry_after: int = BUSY_RETRY_AFTER_SECONDS
+    ) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
 class MalformedJsonError(AppError):
