@@ -34,6 +34,8 @@ TEMP_DIRECTIVES = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 _PLACEHOLDER = re.compile(r"\$\{(MOSAIC_[A-Z0-9_]+)\}")
 # nginx arguments are written unquoted below, so refuse anything that would need quoting.
 _PLAIN_ARGUMENT = re.compile(r"^[^\s;{}'\"$#]+$")
+# CORS_ORIGINS goes inside a quoted string of the template's map: no quote, "|", "$" or "\\".
+_ORIGIN_LIST = re.compile(r"^[^;{}'\"$#|\\]*$")
 
 
 def placeholders() -> set[str]:
@@ -57,6 +59,12 @@ def _plain(value: str | os.PathLike[str]) -> str:
     return text
 
 
+def _origins(value: str) -> str:
+    if not _ORIGIN_LIST.match(value):
+        raise ValueError(f"not usable as MOSAIC_CORS_ORIGINS: {value!r}")
+    return value
+
+
 def _indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line if line.strip() else "" for line in text.splitlines())
 
@@ -69,12 +77,15 @@ def render(
     prefix_dir: str | os.PathLike[str],
     listen_host: str = "127.0.0.1",
     upload_max_body_size: str = DEFAULT_UPLOAD_MAX_BODY_SIZE,
+    cors_origins: str = "",
 ) -> str:
     """A full nginx.conf serving ``listen_host:listen_port`` and proxying to ``upstreams``.
 
-    ``upstreams`` are ``host:port`` addresses of API processes. Pid, logs and temp files go under
-    ``prefix_dir`` (see ``prepare_prefix``); ``daemon off`` keeps nginx in the foreground. Started
-    as root, the workers run as the same user, so they can read ``objects_dir`` wherever it is.
+    ``upstreams`` are ``host:port`` addresses of API processes; ``cors_origins`` is the API's
+    CORS_ORIGINS, so nginx's own errors carry CORS headers for the same origins. Pid, logs and
+    temp files go under ``prefix_dir`` (see ``prepare_prefix``); ``daemon off`` keeps nginx in the
+    foreground. Started as root, the workers run as the same user, so they can read
+    ``objects_dir`` wherever it is.
     """
     if not upstreams:
         raise ValueError("at least one upstream is needed")
@@ -86,6 +97,7 @@ def render(
             "MOSAIC_UPSTREAM_SERVERS": "\n    ".join(f"server {_plain(u)};" for u in upstreams),
             "MOSAIC_OBJECTS_DIR": _plain(objects),
             "MOSAIC_UPLOAD_MAX_BODY_SIZE": _plain(upload_max_body_size),
+            "MOSAIC_CORS_ORIGINS": _origins(cors_origins),
         }
     )
     temp_paths = "\n".join(
@@ -172,6 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--objects-dir", default="data/objects")
     parser.add_argument("--prefix-dir", required=True)
     parser.add_argument("--upload-max-body-size", default=DEFAULT_UPLOAD_MAX_BODY_SIZE)
+    parser.add_argument(
+        "--cors-origins", default="", help="the API's CORS_ORIGINS (comma-separated origins)"
+    )
     args = parser.parse_args(argv)
     config = write_config(
         listen_port=args.listen_port,
@@ -180,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         objects_dir=args.objects_dir,
         prefix_dir=args.prefix_dir,
         upload_max_body_size=args.upload_max_body_size,
+        cors_origins=args.cors_origins,
     )
     sys.stdout.write(f"nginx -p {config.parent} -c {config}\n")
     return 0

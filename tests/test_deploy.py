@@ -9,6 +9,7 @@ A missing tool skips its tests locally and fails them under CI=true.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import http.server
 import json
@@ -314,6 +315,7 @@ class TestNginxConfig:
             "MOSAIC_UPSTREAM_SERVERS": "server api:8000;",
             "MOSAIC_OBJECTS_DIR": "/data/objects",
             "MOSAIC_UPLOAD_MAX_BODY_SIZE": "51g",
+            "MOSAIC_CORS_ORIGINS": "https://app.example.org, http://localhost:5173",
         }
         # What the nginx image's 20-envsubst-on-templates.sh runs, with NGINX_ENVSUBST_FILTER.
         shell_format = " ".join(f"${{{name}}}" for name in values)
@@ -373,6 +375,18 @@ def free_port() -> int:
 
 
 ALLOWED_ORIGIN = "http://mosaic-app.test"
+# CORS_ORIGINS as an operator might write it (spaces after commas), the allowed origin among them.
+CORS_ORIGINS = f"https://app.example.org, {ALLOWED_ORIGIN}"
+# Origins that are not in CORS_ORIGINS, though close to one or built to slip into the list.
+FOREIGN_ORIGINS = [
+    "http://elsewhere.test",
+    f"{ALLOWED_ORIGIN}.evil.test",
+    f"http://evil.{ALLOWED_ORIGIN.removeprefix('http://')}",
+    ALLOWED_ORIGIN.replace(".", "x"),
+    f"{ALLOWED_ORIGIN},https://app.example.org",
+    f"x|{ALLOWED_ORIGIN}",
+    "https://app.example.org, http://mosaic-app.test",
+]
 
 
 class StandInAPI(http.server.ThreadingHTTPServer):
@@ -453,22 +467,17 @@ class ProxyUnderTest:
             connection.close()
 
 
-@pytest.fixture(scope="module")
-def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyUnderTest]:
+@contextlib.contextmanager
+def running_nginx(base: Path, *, upstream: str, objects: Path) -> Iterator[int]:
+    """nginx from the project's files in front of ``upstream``, with CORS_ORIGINS; its port."""
     nginx = require_tool("nginx")
-    base = tmp_path_factory.mktemp("nginx-run")
-    objects = base / "objects"
-    (objects / "studies" / "s1").mkdir(parents=True)
-    object_bytes = bytes(range(256)) * 400
-    (objects / "studies" / "s1" / "f1").write_bytes(object_bytes)
-    api = StandInAPI()
-    threading.Thread(target=api.serve_forever, daemon=True).start()
     port = free_port()
     config = nginx_render.write_config(
         listen_port=port,
-        upstreams=[f"127.0.0.1:{api.server_address[1]}"],
+        upstreams=[upstream],
         objects_dir=objects,
         prefix_dir=base / "prefix",
+        cors_origins=CORS_ORIGINS,
     )
     process = subprocess.Popen(
         [nginx, "-p", str(config.parent), "-c", str(config)],
@@ -488,7 +497,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyUnderTest]:
                 if time.monotonic() > deadline:
                     pytest.fail("nginx did not start listening")
                 time.sleep(0.05)
-        yield ProxyUnderTest(port, api, object_bytes)
+        yield port
     finally:
         process.send_signal(signal.SIGQUIT)
         try:
@@ -496,8 +505,35 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyUnderTest]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyUnderTest]:
+    base = tmp_path_factory.mktemp("nginx-run")
+    objects = base / "objects"
+    (objects / "studies" / "s1").mkdir(parents=True)
+    object_bytes = bytes(range(256)) * 400
+    (objects / "studies" / "s1" / "f1").write_bytes(object_bytes)
+    api = StandInAPI()
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    try:
+        upstream = f"127.0.0.1:{api.server_address[1]}"
+        with running_nginx(base, upstream=upstream, objects=objects) as port:
+            yield ProxyUnderTest(port, api, object_bytes)
+    finally:
         api.shutdown()
         api.server_close()
+
+
+@pytest.fixture(scope="module")
+def proxy_to_stopped_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyUnderTest]:
+    """nginx whose API is down: nothing listens on the upstream's port."""
+    base = tmp_path_factory.mktemp("nginx-no-api")
+    api = StandInAPI()
+    upstream = f"127.0.0.1:{api.server_address[1]}"
+    api.server_close()
+    with running_nginx(base, upstream=upstream, objects=base / "objects") as port:
+        yield ProxyUnderTest(port, api, b"")
 
 
 def sent_upstream(body: bytes) -> dict[str, Any]:
@@ -625,7 +661,63 @@ class TestNginxInFront:
         assert response.headers.get("Access-Control-Allow-Origin") is None
         assert response.headers.get("Vary") is None
 
+    def test_own_413_carries_cors_for_an_allowed_origin_only(self, proxy: ProxyUnderTest) -> None:
+        too_big = b"x" * (2 * 1024 * 1024)
+        response, body = proxy.request(
+            "POST", "/api/v1/studies", body=too_big, headers={"Origin": ALLOWED_ORIGIN}
+        )
+        assert response.status == 413
+        assert json.loads(body)["code"] == "PAYLOAD_TOO_LARGE"
+        assert_nginx_cors(response)
+        for origin in FOREIGN_ORIGINS:
+            response, _ = proxy.request(
+                "POST", "/api/v1/studies", body=too_big, headers={"Origin": origin}
+            )
+            assert response.status == 413
+            assert_no_cors(response, origin)
+
     def test_protected_files_are_not_reachable_directly(self, proxy: ProxyUnderTest) -> None:
         response, body = proxy.request("GET", "/_protected/studies/s1/f1")
         assert response.status == 404
         assert proxy.object_bytes[:100] not in body
+
+
+def assert_nginx_cors(response: http.client.HTTPResponse) -> None:
+    """nginx's own CORS answer for ALLOWED_ORIGIN: each header once."""
+    assert response.headers.get_all("Access-Control-Allow-Origin") == [ALLOWED_ORIGIN]
+    assert response.headers.get_all("Access-Control-Allow-Credentials") == ["true"]
+    assert response.headers.get_all("Access-Control-Expose-Headers") == ["X-Request-ID"]
+    assert response.headers.get_all("Vary") == ["Origin"]
+
+
+def assert_no_cors(response: http.client.HTTPResponse, origin: str) -> None:
+    for header in ("Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "Vary"):
+        assert response.headers.get(header) is None, (origin, header)
+
+
+class TestNginxWithTheApiDown:
+    @pytest.mark.parametrize("path", ["/api/v1/studies", UPLOAD_PATHS[1], "/healthz"])
+    def test_unreachable_api_answers_in_the_error_format_with_cors(
+        self, proxy_to_stopped_api: ProxyUnderTest, path: str
+    ) -> None:
+        response, body = proxy_to_stopped_api.request(
+            "GET", path, headers={"Origin": ALLOWED_ORIGIN}
+        )
+        assert response.status == 502
+        assert response.headers["Content-Type"] == "application/json"
+        error = json.loads(body)
+        assert error["code"] == "SERVICE_UNAVAILABLE"
+        assert error["request_id"] == response.headers["X-Request-ID"]
+        assert_nginx_cors(response)
+
+    def test_unreachable_api_gives_no_cors_to_other_origins(
+        self, proxy_to_stopped_api: ProxyUnderTest
+    ) -> None:
+        for origin in FOREIGN_ORIGINS:
+            response, _ = proxy_to_stopped_api.request(
+                "GET", "/api/v1/studies", headers={"Origin": origin}
+            )
+            assert response.status == 502
+            assert_no_cors(response, origin)
+        response, _ = proxy_to_stopped_api.request("GET", "/api/v1/studies")
+        assert_no_cors(response, "no Origin")

@@ -285,6 +285,7 @@ def start_stack(backend: str, directory: Path) -> Stack:
             upstreams=[f"127.0.0.1:{api_port}"],
             objects_dir=objects_dir,
             prefix_dir=prefix,
+            cors_origins=env["CORS_ORIGINS"],
         )
         proxy = ManagedProcess(
             "nginx",
