@@ -42,6 +42,7 @@ import json
 import os
 import platform
 import random
+import re
 import secrets
 import signal
 import subprocess
@@ -109,12 +110,17 @@ class Deployment:
     def workers(self) -> list[psutil.Process]:
         """The processes serving requests: uvicorn's workers, or the single process itself."""
         master = psutil.Process(self.api.pid)
-        children = [
-            child
-            for child in master.children()
-            if "resource_tracker" not in " ".join(child.cmdline())
-        ]
-        return children if self.mode == "nginx" else [master]
+        if self.mode != "nginx":
+            return [master]
+        workers = []
+        for child in master.children():
+            # A worker just killed is gone or a zombie until the supervisor reaps it.
+            with contextlib.suppress(psutil.Error):
+                if child.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(
+                    child.cmdline()
+                ):
+                    workers.append(child)
+        return workers
 
 
 def server_env(mode: str, directory: Path, database_url: str | None) -> dict[str, str]:
@@ -131,7 +137,8 @@ def server_env(mode: str, directory: Path, database_url: str | None) -> dict[str
         "LOGIN_RATE_LIMIT": "100000/minute",
         "LOGIN_IP_RATE_LIMIT": "100000/minute",
         "REGISTER_RATE_LIMIT": "100000/minute",
-        "LOG_LEVEL": "WARNING",
+        # INFO: uvicorn's supervisor says so when it replaces a worker (killed, or hung > 5 s).
+        "LOG_LEVEL": "INFO",
         "LOG_FORMAT": "json",
         "REVIEW_REQUIRED": "false",
         # A worker killed mid-PATCH holds its upload this long; then the client may resume.
@@ -595,7 +602,11 @@ async def virtual_user(world: World, account: Account, seed: int, deadline: floa
     kinds, weights = list(KIND_WEIGHTS), list(KIND_WEIGHTS.values())
     while time.monotonic() < deadline and world.budget_left():
         kind = rng.choices(kinds, weights)[0]
-        await ACTIONS[kind](world, account, rng)
+        start = time.monotonic()
+        try:
+            await ACTIONS[kind](world, account, rng)
+        except (KeyError, ValueError) as exc:  # an answer without the header or body it promised
+            world.recorder.add(kind, f"unexpected answer: {type(exc).__name__}", start)
         await asyncio.sleep(rng.uniform(0.0, 0.2))
 
 
@@ -803,10 +814,20 @@ def server_errors(log_path: Path, top: int = 5) -> dict[str, int]:
         with contextlib.suppress(json.JSONDecodeError, AttributeError):
             entry = json.loads(line)
             if entry.get("level") in {"ERROR", "CRITICAL"}:
-                exception = str(entry.get("exception", "")).strip().splitlines()
+                exception = [
+                    text
+                    for text in str(entry.get("exception", "")).strip().splitlines()
+                    if text and not text.startswith(("(Background", "[SQL", " "))
+                ]
                 cause = exception[-1][:160] if exception else ""
                 found[f"{entry.get('message', '')}: {cause}".rstrip(": ")] += 1
     return dict(found.most_common(top))
+
+
+def replaced_workers(log_path: Path) -> int:
+    """How often uvicorn's supervisor found a worker dead or hung and started another."""
+    text = log_path.read_text(errors="replace")
+    return len(re.findall(r"Child process \[\d+\] died", text))
 
 
 # --- one run --------------------------------------------------------------------------------------
@@ -880,6 +901,7 @@ def run_mode(options: Options) -> dict[str, Any]:
             stop_deployment(deployment)
     summary = summarise(options, outcome, fsck)
     summary["server_errors"] = server_errors(deployment.api.log_path)
+    summary["workers_replaced"] = replaced_workers(deployment.api.log_path)
     summary["directory"] = str(directory)
     if not options.keep:
         subprocess.run(["rm", "-rf", str(directory)], check=False)
@@ -1058,6 +1080,11 @@ def details(summary: dict[str, Any]) -> list[str]:
     if summary["chaos_kills"]:
         kills = ", ".join(f"{at:.0f} s" for at, _ in summary["chaos_kills"])
         lines.append(f"- Workers killed (-9) at: {kills}.")
+    if summary["mode"] == "nginx":
+        lines.append(
+            f"- uvicorn's supervisor replaced {summary.get('workers_replaced', 0)} workers "
+            f"({len(summary['chaos_kills'])} killed by --chaos; any others failed its 5 s ping)."
+        )
     fsck = summary["fsck"]
     if not fsck["available"]:
         lines.append(
