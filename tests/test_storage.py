@@ -735,6 +735,22 @@ async def test_a_local_temp_file_held_by_a_live_writer_is_kept(tmp_path: Path) -
     assert await scanned(storage) == []
 
 
+async def test_scan_under_a_prefix(storage: Storage) -> None:
+    await put(storage, KEY, b"in")
+    await put(storage, "elsewhere/" + KEY, b"out")
+    writer = await storage.open_resumable("elsewhere/x")
+    await writer.write(b"staged")
+    await writer.flush()
+    await writer.release()
+
+    assert [e.key for e in await scanned(storage)] == sorted(
+        [KEY, "elsewhere/" + KEY, "elsewhere/x"]
+    )
+    assert [e.key async for e in storage.scan("studies/")] == [KEY]
+    with pytest.raises(ValueError, match="prefix"):
+        storage.scan("studies")
+
+
 async def test_scan_leaves_out_what_is_not_ours(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
     (tmp_path / ".ping.0123").write_bytes(b"ok")

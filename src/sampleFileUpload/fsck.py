@@ -20,7 +20,8 @@ reported or removed, so what changed while the storage was listed is not reporte
 object is removed inside the transaction that confirmed it has no row (on SQLite that
 transaction holds the write lock, so no row can be committed in between). ``repair`` never
 removes a row, nor an object a row names: missing and corrupt objects are only reported.
-Removal is idempotent, so two processes sweeping at once do no harm.
+Removal is idempotent, so two processes sweeping at once do no harm. Only keys under
+``studies/`` (where every key is made) are looked at.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ LOOKUP_BATCH = 500
 ROW_PAGE = 1000
 VERIFY_CHUNK = 1024 * 1024
 STORED_STATUSES = (FileStatus.VALID, FileStatus.INVALID)
+# Every storage key is made under it (files' ``new_storage_key``); nothing else in the bucket or
+# directory is looked at, let alone removed.
+SCANNED_PREFIX = "studies/"
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -173,7 +177,7 @@ async def check(
         full=not orphans_only,
     )
     batch: list[StoredEntry] = []
-    async for entry in storage.scan():
+    async for entry in storage.scan(SCANNED_PREFIX):
         batch.append(entry)
         if len(batch) >= LOOKUP_BATCH:
             await _judge_entries(run, batch, repair=repair)

@@ -384,12 +384,14 @@ class Storage(ABC):
     async def delete_prefix(self, prefix: str) -> None:
         """Delete every object under ``prefix`` (``a/b/``), unfinished uploads included."""
 
-    @abstractmethod
-    def scan(self) -> AsyncIterator[StoredEntry]:
-        """Everything stored: committed objects, and the temporary data of unfinished writes (a
-        writer's temp file or staged objects, an S3 multipart upload in progress). Names that
-        are neither (a stray file) are left out. Not a snapshot: what changes meanwhile may or
-        may not be listed."""
+    def scan(self, prefix: str = "") -> AsyncIterator[StoredEntry]:
+        """Everything stored under ``prefix`` (``a/b/``, or everything): committed objects, and
+        the temporary data of unfinished writes (a writer's temp file or staged objects, an S3
+        multipart upload in progress). Names that are neither (a stray file) are left out. Not
+        a snapshot: what changes meanwhile may or may not be listed."""
+        if prefix:
+            validate_prefix(prefix)
+        return self._scan(prefix)
 
     @abstractmethod
     async def remove_entry(self, entry: StoredEntry) -> None:
@@ -415,6 +417,9 @@ class Storage(ABC):
     def _read_pending(
         self, key: str, state: dict[str, Any], chunk_size: int
     ) -> AsyncIterator[bytes]: ...
+
+    @abstractmethod
+    def _scan(self, prefix: str) -> AsyncIterator[StoredEntry]: ...
 
     @abstractmethod
     def _open_range(

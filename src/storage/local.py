@@ -364,11 +364,11 @@ class LocalStorage(Storage):
     async def delete(self, key: str) -> None:
         await _in_thread(self._path(key).unlink, True)
 
-    async def scan(self) -> AsyncIterator[StoredEntry]:
-        pending = [""]
+    async def _scan(self, prefix: str) -> AsyncIterator[StoredEntry]:
+        pending = [prefix]
         while pending:
             prefix = pending.pop()
-            directory = self.root.joinpath(*prefix.split("/")) if prefix else self.root
+            directory = self.root.joinpath(*prefix.split("/")[:-1])
             files, directories = await _in_thread(_list_directory, directory)
             for name, size, mtime in files:
                 entry = _entry(prefix, name, size, mtime)

@@ -645,9 +645,9 @@ class S3Storage(Storage):
                     await self._abort_multipart(upload["Key"], upload["UploadId"])
         await self._delete_under(prefix)
 
-    async def scan(self) -> AsyncIterator[StoredEntry]:
+    async def _scan(self, prefix: str) -> AsyncIterator[StoredEntry]:
         group: StoredEntry | None = None  # a staging prefix: its keys are listed together
-        async for items in self._list_items(""):
+        async for items in self._list_items(prefix):
             for item in items:
                 entry = _listed_entry(item)
                 if entry is None:
@@ -664,7 +664,7 @@ class S3Storage(Storage):
                     yield entry
         if group is not None:
             yield group
-        async for entry in self._multipart_entries():
+        async for entry in self._multipart_entries(prefix):
             yield entry
 
     async def _list_items(self, prefix: str) -> AsyncIterator[list[dict[str, Any]]]:
@@ -674,11 +674,11 @@ class S3Storage(Storage):
             async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 yield list(page.get("Contents", []))
 
-    async def _multipart_entries(self) -> AsyncIterator[StoredEntry]:
+    async def _multipart_entries(self, prefix: str) -> AsyncIterator[StoredEntry]:
         client = await self._client()
         paginator = client.get_paginator("list_multipart_uploads")
         with _S3Errors("list_multipart_uploads"):
-            async for page in paginator.paginate(Bucket=self.bucket):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 for upload in page.get("Uploads", []):
                     entry = await self._multipart_entry(
                         str(upload["Key"]), str(upload["UploadId"]), upload["Initiated"]

@@ -28,6 +28,7 @@ from src.config import Settings
 from src.database import create_engine, create_sessionmaker, upgrade_database, utcnow
 from src.sampleFileUpload import fsck
 from src.sampleFileUpload.config import FilesConfig
+from src.sampleFileUpload.files.service import new_storage_key
 from src.sampleFileUpload.fsck import ProblemKind, Report, check, orphan_sweep, sweep_orphans
 from src.storage import LocalStorage, ResumableWriter, Storage, StoredEntry, build_storage
 from src.study.models import SampleFile, Study, Upload
@@ -243,6 +244,16 @@ class TestOrphans:
         assert await read(storage, corrupt_key) == bytes(flipped)
         assert await read(storage, await key_of(session, kept)) == GOOD_GZ
         assert await session.scalar(select(func.count(SampleFile.id))) == files_before
+
+    async def test_nothing_outside_the_keys_it_makes_is_looked_at(
+        self, app: FastAPI, storage: Storage
+    ) -> None:
+        """The bucket or directory may hold other things: only ``studies/`` is fsck's."""
+        assert new_storage_key(uuid.uuid4()).startswith(fsck.SCANNED_PREFIX)
+        await put_object(storage, "backups/2026/dump", b"not ours")
+        report = await run(app, later=True, repair=True)
+        assert (report.clean, report.objects) == (True, 0)
+        assert await storage.exists("backups/2026/dump")
 
 
 class TestRowsAgainstStorage:
@@ -514,7 +525,10 @@ async def test_a_server_killed_mid_upload_leaves_data_the_sweep_removes(
         connection.close()
 
         (left,) = await entries(storage)
-        assert left.temporary
+        if isinstance(storage, LocalStorage):
+            assert left.name.endswith(".part")
+        else:
+            assert left.upload_id is not None  # a multipart upload in progress
         assert (await check(sessions, storage, grace=GRACE)).in_grace == 1
         report = await check(sessions, storage, grace=GRACE, now=utcnow() + PAST_GRACE)
         assert kinds(report) == [("orphan_temporary", left.name)]
