@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -462,7 +463,8 @@ async def sweep_orphans(sessions: Sessions, storage: Storage, *, grace: timedelt
 
 @asynccontextmanager
 async def orphan_sweep(app: FastAPI) -> AsyncIterator[None]:
-    """While the app runs: sweep orphans every ORPHAN_SWEEP_INTERVAL_SECONDS (0: never)."""
+    """While the app runs: sweep orphans about every ORPHAN_SWEEP_INTERVAL_SECONDS (0: never),
+    each wait drawn at random around it so that the workers of one server spread their sweeps."""
     config: FilesConfig = app.state.files_config
     interval = config.orphan_sweep_interval_seconds
     if not interval:
@@ -472,7 +474,8 @@ async def orphan_sweep(app: FastAPI) -> AsyncIterator[None]:
 
     async def loop(sweep: Callable[[], Awaitable[Report]]) -> None:
         while True:
-            await anyio.sleep(interval)
+            # Workers started together would otherwise all list the storage at the same moment.
+            await anyio.sleep(interval * random.uniform(0.75, 1.25))  # noqa: S311 (not secret)
             try:
                 report = await sweep()
                 if report.removed:
