@@ -4,6 +4,9 @@
     python main.py migrate [--revision REV]
     python main.py create-admin --email E        (password from a prompt, or stdin when piped)
     python main.py openapi [--output FILE]       the OpenAPI document (docs/openapi.json)
+    python main.py fsck [--verify] [--repair] [--json]
+                                                 storage against the database; exit 0 clean,
+                                                 1 problems found, 2 cannot run
 
 ``serve`` runs the migrations once, then starts uvicorn with the application factory.
 """
@@ -90,6 +93,17 @@ def _parser() -> argparse.ArgumentParser:
     admin.add_argument("--email", required=True)
     openapi = commands.add_parser("openapi", help="write the OpenAPI document")
     openapi.add_argument("--output", default="docs/openapi.json", help="a file, or - for stdout")
+    fsck = commands.add_parser(
+        "fsck",
+        help="check the object storage against the database (exit 1 when a problem is found)",
+    )
+    fsck.add_argument(
+        "--verify", action="store_true", help="re-hash every stored object (MD5, SHA-256)"
+    )
+    fsck.add_argument(
+        "--repair", action="store_true", help="remove orphans older than ORPHAN_GRACE_HOURS"
+    )
+    fsck.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -106,6 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         return _migrate(settings, args)
     if command == "openapi":
         return _openapi(settings, args)
+    if command == "fsck":
+        from src.sampleFileUpload.cli import fsck
+
+        for handler in logging.getLogger().handlers:  # stdout holds the report
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(sys.stderr)
+        return fsck(settings, verify=args.verify, repair=args.repair, as_json=args.json)
     from src.auth.cli import create_admin
 
     return create_admin(settings, email=args.email)

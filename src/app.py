@@ -40,6 +40,7 @@ from src.middleware import RequestContextMiddleware, UnexpectedErrorMiddleware
 from src.openapi import install_openapi, operation_id
 from src.sampleFileUpload.config import FilesConfig, SheetConfig
 from src.sampleFileUpload.files.fastq_workers import FastqWorkers
+from src.sampleFileUpload.fsck import orphan_sweep
 from src.sampleFileUpload.router import router as files_router
 from src.sampleFileUpload.tus.cleanup import upload_cleanup
 from src.storage import build_storage
@@ -116,7 +117,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         extra={"environment": settings.environment, "storage": settings.storage_backend},
     )
     try:
-        async with upload_cleanup(app):
+        async with upload_cleanup(app), orphan_sweep(app):
             yield
     finally:
         await app.state.auth.close()

@@ -24,6 +24,7 @@ from src.storage import (
     ObjectNotFoundError,
     Storage,
     StorageError,
+    StoredEntry,
     WriterBusyError,
     build_storage,
     content_disposition,
@@ -655,6 +656,107 @@ async def test_build_storage(tmp_path: Path, moto_url: str) -> None:
         assert remote.presign_expires == 600
     finally:
         await remote.close()
+
+
+# ------------------------------------------------------------------------- scanning (fsck)
+
+
+async def scanned(storage: Storage) -> list[StoredEntry]:
+    return sorted([entry async for entry in storage.scan()], key=lambda e: (e.key, e.name))
+
+
+async def test_scan_of_an_empty_storage_is_empty(storage: Storage) -> None:
+    assert await scanned(storage) == []
+
+
+async def test_scan_lists_objects_and_the_data_of_unfinished_writes(storage: Storage) -> None:
+    """A committed object; a whole-file write under way (on S3 once a part is sent: a multipart
+    upload); a resumable write's flushed data, under the token of its state."""
+    other = KEY[:-1] + "0"
+    third = KEY[:-1] + "9"
+    await put(storage, KEY, payload(1000))
+    plain = await storage.open_writer(other)
+    await plain.write(payload(PART + 10))
+    resumable = await storage.open_resumable(third)
+    await resumable.write(payload(PART + 20))
+    state = await resumable.flush()
+
+    entries = await scanned(storage)
+    by_key = {entry.key: entry for entry in entries}
+    assert sorted(by_key) == sorted([KEY, other, third])
+    assert len(entries) == 3
+    committed = by_key[KEY]
+    assert (committed.temporary, committed.size, committed.name) == (False, 1000, KEY)
+    assert committed.modified.tzinfo is not None
+    assert by_key[other].temporary
+    assert by_key[other].size >= PART
+    staged = by_key[third]
+    assert (staged.temporary, staged.token, staged.size) == (True, state["token"], PART + 20)
+    await plain.abort()
+    await resumable.release()
+
+
+async def test_remove_entry_removes_exactly_what_was_listed(storage: Storage) -> None:
+    other = KEY[:-1] + "0"
+    third = KEY[:-1] + "9"
+    await put(storage, KEY, payload(10))
+    plain = await storage.open_writer(other)
+    await plain.write(payload(PART + 10))
+    resumable = await storage.open_resumable(third)
+    await resumable.write(payload(PART + 20))
+    await resumable.flush()
+    await resumable.release()
+    if isinstance(storage, LocalStorage):
+        await plain.abort()  # a live local writer's data is never removed (next test)
+    entries = [e for e in await scanned(storage) if e.key != KEY]
+
+    for entry in entries:
+        await storage.remove_entry(entry)
+        await storage.remove_entry(entry)  # idempotent
+    assert [e.key for e in await scanned(storage)] == [KEY]
+    assert await stored_names(storage) == [KEY]
+    (committed,) = await scanned(storage)
+    await storage.remove_entry(committed)
+    assert await stored_names(storage) == []
+    await plain.abort()
+
+
+async def test_a_local_temp_file_held_by_a_live_writer_is_kept(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    writer = await storage.open_writer(KEY)
+    await writer.write(b"still arriving")
+    (entry,) = await scanned(storage)
+
+    with pytest.raises(WriterBusyError):
+        await storage.remove_entry(entry)
+    assert [e.name for e in await scanned(storage)] == [entry.name]
+    await writer.abort()
+    await storage.remove_entry(entry)
+    assert await scanned(storage) == []
+
+
+async def test_scan_under_a_prefix(storage: Storage) -> None:
+    await put(storage, KEY, b"in")
+    await put(storage, "elsewhere/" + KEY, b"out")
+    writer = await storage.open_resumable("elsewhere/x")
+    await writer.write(b"staged")
+    await writer.flush()
+    await writer.release()
+
+    assert [e.key for e in await scanned(storage)] == sorted(
+        [KEY, "elsewhere/" + KEY, "elsewhere/x"]
+    )
+    assert [e.key async for e in storage.scan("studies/")] == [KEY]
+    with pytest.raises(ValueError, match="prefix"):
+        storage.scan("studies")
+
+
+async def test_scan_leaves_out_what_is_not_ours(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    (tmp_path / ".ping.0123").write_bytes(b"ok")
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "notes (copy).txt").write_bytes(b"hand-made")
+    assert await scanned(storage) == []
 
 
 async def test_part_sizes_double_every_thousand_parts() -> None:

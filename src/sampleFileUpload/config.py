@@ -42,6 +42,11 @@ class FilesConfig(BaseSettings):
     # tus: upload states of this many uploads are kept in a process to continue without
     # re-reading the stored bytes when the next chunk comes back to the same process.
     tus_cached_uploads: int = Field(default=32, ge=0)
+    # fsck and the orphan sweep: stored data with no row is removed only once it is this many
+    # hours old (younger temporary data may belong to an upload still running); how often each
+    # process sweeps orphans (0: never; `python main.py fsck --repair` does it by hand).
+    orphan_grace_hours: float = Field(default=24.0, gt=0)
+    orphan_sweep_interval_seconds: float = Field(default=3600.0, ge=0)
 
 
 @dataclass(frozen=True)

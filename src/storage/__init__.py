@@ -20,6 +20,10 @@ those bytes back (to rebuild hashes and validators) and ``abort_state(key, state
 not safe for concurrent use, and two writers must never continue the same state at once. After any
 exception from a writer it refuses further writes; ``abort`` it, or resume from its last ``state``.
 
+Checking: ``scan()`` lists everything a backend holds, committed objects and the temporary data
+of unfinished writes (:class:`StoredEntry`, with its size and when it last changed), and
+``remove_entry(entry)`` removes one of them; fsck holds these against the database.
+
 Backends: ``local.py`` (files under ``DATA_DIR/objects``) and ``s3.py`` (any S3-compatible
 store, imported only when configured, so processes on local storage never load its client
 stack). ``build_storage(settings)`` picks one.
@@ -31,6 +35,8 @@ import re
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -51,6 +57,7 @@ __all__ = [
     "ResumableWriter",
     "Storage",
     "StorageError",
+    "StoredEntry",
     "WriterBusyError",
     "build_storage",
     "content_disposition",
@@ -89,6 +96,26 @@ class ObjectNotFoundError(StorageError):
 
 class WriterBusyError(StorageError):
     """Another writer, in this process or another, still holds the unfinished upload."""
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """One thing a backend holds, as :meth:`Storage.scan` lists it.
+
+    ``key`` is the object key it is (a committed object) or will become (temporary data of an
+    unfinished write); ``name`` is what the backend calls it (the key, a temp file's path under
+    the root, a staging prefix, or the key of an S3 multipart upload). ``token`` is the writer's
+    token, as in a resumable writer's ``state``; ``upload_id`` an S3 multipart upload's id.
+    ``modified`` is when it last changed (aware UTC).
+    """
+
+    key: str
+    name: str
+    size: int
+    modified: datetime
+    temporary: bool = False
+    token: str | None = None
+    upload_id: str | None = None
 
 
 def validate_key(key: str) -> str:
@@ -357,6 +384,21 @@ class Storage(ABC):
     async def delete_prefix(self, prefix: str) -> None:
         """Delete every object under ``prefix`` (``a/b/``), unfinished uploads included."""
 
+    def scan(self, prefix: str = "") -> AsyncIterator[StoredEntry]:
+        """Everything stored under ``prefix`` (``a/b/``, or everything): committed objects, and
+        the temporary data of unfinished writes (a writer's temp file or staged objects, an S3
+        multipart upload in progress). Names that are neither (a stray file) are left out. Not
+        a snapshot: what changes meanwhile may or may not be listed."""
+        if prefix:
+            validate_prefix(prefix)
+        return self._scan(prefix)
+
+    @abstractmethod
+    async def remove_entry(self, entry: StoredEntry) -> None:
+        """Remove what :meth:`scan` listed; idempotent. Temporary data still held by a live
+        writer of this backend's kind that can tell (local files are locked while written)
+        raises :class:`WriterBusyError` and is kept."""
+
     @abstractmethod
     async def presign_get(
         self, key: str, *, filename: str, expires: int | None = None
@@ -375,6 +417,9 @@ class Storage(ABC):
     def _read_pending(
         self, key: str, state: dict[str, Any], chunk_size: int
     ) -> AsyncIterator[bytes]: ...
+
+    @abstractmethod
+    def _scan(self, prefix: str) -> AsyncIterator[StoredEntry]: ...
 
     @abstractmethod
     def _open_range(

@@ -4,7 +4,8 @@ Local backend: objects are files under ``root`` (``DATA_DIR/objects``). A writer
 hidden temp file in the object's directory (``.<name>.<token>.part``), ``flush`` fsyncs it, and
 ``commit`` fsyncs and renames it into place. A writer holds an exclusive ``flock`` on its temp
 file, so a second writer of the same upload gets :class:`WriterBusyError`. All file IO runs in
-worker threads, in bounded chunks.
+worker threads, in bounded chunks. ``scan`` walks the tree one directory at a time; a temp file
+is removed only while no writer holds its lock.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import shutil
 import sys
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -34,6 +37,7 @@ from src.storage import (
     ResumableWriter,
     Storage,
     StorageError,
+    StoredEntry,
     WriterBusyError,
     _check_state,
     _copy_state,
@@ -44,6 +48,10 @@ from src.storage import (
 
 T = TypeVar("T")
 LOCAL_WRITE_BUFFER = MIB
+# A writer's temp file: ``.<name>.<token>.part`` beside the object it becomes.
+_TEMP_NAME = re.compile(r"\.(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\.(?P<token>[0-9a-f]{32})\.part")
+
+ListedFile = tuple[str, int, float]  # name, size, mtime
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +106,54 @@ def _lock_for_writing(file: BinaryIO, key: str) -> None:
     except BlockingIOError:
         file.close()
         raise WriterBusyError(f"another writer still holds the upload data of {key}") from None
+
+
+def _list_directory(path: Path) -> tuple[list[ListedFile], list[str]]:
+    """The regular files (name, size, mtime) and sub-directory names of one directory."""
+    files: list[ListedFile] = []
+    directories: list[str] = []
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        directories.append(entry.name)
+                    elif entry.is_file(follow_symlinks=False):
+                        stat = entry.stat(follow_symlinks=False)
+                        files.append((entry.name, stat.st_size, stat.st_mtime))
+                except FileNotFoundError:  # removed while listed
+                    continue
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    return files, directories
+
+
+def _entry(prefix: str, name: str, size: int, mtime: float) -> StoredEntry | None:
+    """What a file named ``name`` in the directory of keys ``prefix`` is, if anything."""
+    modified = datetime.fromtimestamp(mtime, UTC)
+    temp = _TEMP_NAME.fullmatch(name)
+    try:
+        if temp is not None:
+            key = validate_key(prefix + temp["name"])
+            return StoredEntry(
+                key, prefix + name, size, modified, temporary=True, token=temp["token"]
+            )
+        return StoredEntry(validate_key(prefix + name), prefix + name, size, modified)
+    except ValueError:  # not ours (a probe file, something put there by hand)
+        return None
+
+
+def _remove_unlocked(path: Path, key: str) -> None:
+    """Remove a writer's temp file unless a live writer still holds its lock."""
+    try:
+        file = path.open("rb")
+    except FileNotFoundError:
+        return
+    try:
+        _lock_for_writing(file, key)  # closes the file and raises WriterBusyError if held
+        path.unlink(missing_ok=True)
+    finally:
+        _close_quietly(file)
 
 
 def _close_quietly(file: BinaryIO) -> None:
@@ -307,6 +363,25 @@ class LocalStorage(Storage):
 
     async def delete(self, key: str) -> None:
         await _in_thread(self._path(key).unlink, True)
+
+    async def _scan(self, prefix: str) -> AsyncIterator[StoredEntry]:
+        pending = [prefix]
+        while pending:
+            prefix = pending.pop()
+            directory = self.root.joinpath(*prefix.split("/")[:-1])
+            files, directories = await _in_thread(_list_directory, directory)
+            for name, size, mtime in files:
+                entry = _entry(prefix, name, size, mtime)
+                if entry is not None:
+                    yield entry
+            pending.extend(f"{prefix}{name}/" for name in directories)
+
+    async def remove_entry(self, entry: StoredEntry) -> None:
+        if entry.temporary and entry.token is not None:
+            path = self._temp_path(entry.key, entry.token)
+            await _in_thread(_remove_unlocked, path, entry.key)
+        else:
+            await self.delete(entry.key)
 
     @staticmethod
     def _remove_tree(path: Path) -> None:

@@ -18,14 +18,21 @@ its tus lease and wakes up could still overwrite a staged object of the writer t
 Full parts cover fixed offsets and a client sends the same bytes for the same offsets, so that
 rewrites identical bytes; tails are read back at resume with their recorded lengths, so a tail cut
 elsewhere is refused (StorageError) rather than used.
+
+``scan`` lists the bucket once (a staging prefix is one temporary entry: its objects' total size,
+changed when the newest was written) and then the multipart uploads in progress (changed when
+their newest part was uploaded).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import replace
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -49,6 +56,7 @@ from src.storage import (
     ResumableWriter,
     Storage,
     StorageError,
+    StoredEntry,
     _check_state,
     _copy_state,
     _new_token,
@@ -69,6 +77,46 @@ def _error_code(exc: BaseException) -> str:
     if isinstance(response, dict):
         return str(response.get("Error", {}).get("Code", ""))
     return ""
+
+
+# A resumable writer's staging prefix: ``<dir>/.<name>.<token>.upload/``.
+_STAGING_SEGMENT = re.compile(
+    r"\.(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\.(?P<token>[0-9a-f]{32})\.upload"
+)
+
+
+def _staging_entry(key: str, size: int, modified: datetime) -> StoredEntry | None:
+    """The staging prefix a listed key lies under, as a temporary entry, or None."""
+    segments = key.split("/")
+    for index, segment in enumerate(segments[:-1]):
+        found = _STAGING_SEGMENT.fullmatch(segment)
+        if found is None:
+            continue
+        final = "/".join([*segments[:index], found["name"]])
+        prefix = "/".join(segments[: index + 1]) + "/"
+        try:
+            validate_key(final)
+        except ValueError:
+            return None
+        return StoredEntry(final, prefix, size, modified, temporary=True, token=found["token"])
+    return None
+
+
+def _listed_entry(item: dict[str, Any]) -> StoredEntry | None:
+    key, size, modified = str(item["Key"]), int(item["Size"]), item["LastModified"]
+    staged = _staging_entry(key, size, modified)
+    if staged is not None:
+        return staged
+    try:
+        return StoredEntry(validate_key(key), key, size, modified)
+    except ValueError:  # not ours
+        return None
+
+
+def _merge(group: StoredEntry, entry: StoredEntry) -> StoredEntry:
+    return replace(
+        group, size=group.size + entry.size, modified=max(group.modified, entry.modified)
+    )
 
 
 _BACKEND_ERRORS = (BotoCoreError, ClientError, aiohttp.ClientError, OSError, TimeoutError)
@@ -596,6 +644,78 @@ class S3Storage(Storage):
                 for upload in page.get("Uploads", []):
                     await self._abort_multipart(upload["Key"], upload["UploadId"])
         await self._delete_under(prefix)
+
+    async def _scan(self, prefix: str) -> AsyncIterator[StoredEntry]:
+        group: StoredEntry | None = None  # a staging prefix: its keys are listed together
+        async for items in self._list_items(prefix):
+            for item in items:
+                entry = _listed_entry(item)
+                if entry is None:
+                    continue
+                if group is not None and entry.temporary and entry.name == group.name:
+                    group = _merge(group, entry)
+                    continue
+                if group is not None:
+                    yield group
+                    group = None
+                if entry.temporary:
+                    group = entry
+                else:
+                    yield entry
+        if group is not None:
+            yield group
+        async for entry in self._multipart_entries(prefix):
+            yield entry
+
+    async def _list_items(self, prefix: str) -> AsyncIterator[list[dict[str, Any]]]:
+        client = await self._client()
+        paginator = client.get_paginator("list_objects_v2")
+        with _S3Errors("list_objects_v2"):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                yield list(page.get("Contents", []))
+
+    async def _multipart_entries(self, prefix: str) -> AsyncIterator[StoredEntry]:
+        client = await self._client()
+        paginator = client.get_paginator("list_multipart_uploads")
+        with _S3Errors("list_multipart_uploads"):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for upload in page.get("Uploads", []):
+                    entry = await self._multipart_entry(
+                        str(upload["Key"]), str(upload["UploadId"]), upload["Initiated"]
+                    )
+                    if entry is not None:
+                        yield entry
+
+    async def _multipart_entry(
+        self, key: str, upload_id: str, initiated: datetime
+    ) -> StoredEntry | None:
+        """A multipart upload in progress: its parts' total size, changed at its newest part."""
+        try:
+            validate_key(key)
+        except ValueError:
+            return None
+        client = await self._client()
+        size, modified = 0, initiated
+        paginator = client.get_paginator("list_parts")
+        try:
+            with _S3Errors("list_parts"):
+                async for page in paginator.paginate(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id
+                ):
+                    for part in page.get("Parts", []):
+                        size += int(part["Size"])
+                        modified = max(modified, part["LastModified"])
+        except ObjectNotFoundError:  # completed or aborted meanwhile
+            return None
+        return StoredEntry(key, key, size, modified, temporary=True, upload_id=upload_id)
+
+    async def remove_entry(self, entry: StoredEntry) -> None:
+        if entry.upload_id is not None:
+            await self._abort_multipart(validate_key(entry.key), entry.upload_id)
+        elif entry.temporary and entry.token is not None:
+            await self._delete_under(self._staging_prefix(entry.key, entry.token))
+        else:
+            await self.delete(entry.key)
 
     async def presign_get(
         self, key: str, *, filename: str, expires: int | None = None
