@@ -4,10 +4,9 @@ there are CPUs.
 Each hash costs its memory (19 MiB by default) and a core for tens of milliseconds, so a flood of
 logins must not start one thread per request: ``HashingLimiter`` runs at most ``concurrency``
 hashes at a time (its own thread pool, so hashing never takes the threads file work needs) and
-lets at most ``queue`` more wait; a caller beyond that is refused at once
-with 503 SERVICE_BUSY (and Retry-After) without hashing. Callers hash with no database
-connection or transaction held (see src/auth/service.py), so a crowd waiting here holds nothing
-another request needs.
+lets at most ``queue`` more wait; a caller beyond that is refused at once with 503 SERVICE_BUSY
+(and Retry-After) without hashing. Callers hash with no database connection or transaction held
+(see src/auth/service.py), so a crowd waiting here holds nothing another request needs.
 
 A dummy hash made with the same parameters lets a login for an unknown email cost the same
 verification as a wrong password, so the two failures cannot be told apart by timing.
