@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from src.auth import service as auth_service
 from src.auth.exceptions import EmailTakenError
 from src.auth.models import UserRole
+from src.auth.password_policy import weakness
 from src.auth.schemas import RegisterIn
 from src.auth.state import AuthState
 from src.config import Settings
@@ -38,13 +39,14 @@ async def _create(settings: Settings, data: RegisterIn) -> None:
     state = AuthState.build(settings)
     engine = create_engine(settings.effective_database_url)
     try:
+        # Hashed before a connection is opened, as everywhere else.
+        password_hash = await state.passwords.hash(data.password)
         async with create_sessionmaker(engine)() as session:
             await auth_service.create_user(
                 session,
                 email=data.email,
-                password=data.password,
+                password_hash=password_hash,
                 full_name=data.full_name,
-                passwords=state.passwords,
                 role=UserRole.ADMIN,
             )
             await session.commit()
@@ -54,7 +56,7 @@ async def _create(settings: Settings, data: RegisterIn) -> None:
 
 
 def create_admin(settings: Settings, *, email: str) -> int:
-    """Create the admin; 0 on success, 1 when refused (bad input, email taken)."""
+    """Create the admin; 0 on success, 1 when refused (bad input, a weak password, email taken)."""
     password = _read_password()
     if password is None:
         return 1
@@ -64,6 +66,10 @@ def create_admin(settings: Settings, *, email: str) -> int:
         for error in exc.errors(include_url=False):
             field = ".".join(str(part) for part in error["loc"]) or "input"
             logger.error("%s: %s", field, error["msg"])
+        return 1
+    reason = weakness(data.password, email=data.email)
+    if reason is not None:
+        logger.error("password refused (%s): %s", reason, reason.message)
         return 1
     upgrade_database(settings.effective_database_url)
     try:

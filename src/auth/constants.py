@@ -12,6 +12,11 @@ WWW_AUTHENTICATE = {"WWW-Authenticate": "Bearer"}
 
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
+# The bundled list of the most common passwords (src/auth/data/README.md says where it is from).
+COMMON_PASSWORDS_FILE = "common-passwords.txt.gz"
+# Password hashes waiting for a free hasher slot beyond those being computed; more are refused
+# (503 SERVICE_BUSY). With 2 slots and ~40 ms per hash, the last waiter waits about 0.7 s.
+PASSWORD_HASH_QUEUE = 32
 EMAIL_MAX_LENGTH = 254
 FULL_NAME_MAX_LENGTH = 200
 # 32 random bytes: 256 bits, URL-safe base64 (43 characters).

@@ -1,7 +1,8 @@
 """Auth's dependencies: the caller (``CurrentUser``, ``OptionalUser``) and the role guards, used
-by every module; and those of the auth routes: the rate-limit attempts of a login or registration,
-writes kept outside the request's transaction, the presented refresh token, the OAuth2 form, and
-the user addressed by an admin route."""
+by every module; and those of the auth routes: the caller with no transaction held (for routes
+that hash), the session factory, the rate-limit attempts of a login or registration, writes kept
+outside the request's transaction, the presented refresh token, the OAuth2 form, and the user
+addressed by an admin route."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fastapi import Body, Cookie, Depends, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from src.auth import service as auth_service
 from src.auth.constants import REFRESH_COOKIE_NAME, REFRESH_TOKEN_MAX_LENGTH, TOKEN_URL
@@ -88,6 +90,17 @@ OptionalUser = Annotated[User | None, Depends(optional_user)]
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
+async def released_user(user: CurrentUser, session: SessionDep) -> User:
+    """The authenticated caller, with the request's transaction (which has only read them so
+    far) ended, so the route can hash a password with no connection held; its writes start a new
+    transaction, committed with the request as usual. The user stays loaded and attached."""
+    await session.commit()
+    return user
+
+
+ReleasedUser = Annotated[User, Depends(released_user)]
+
+
 def require_role(*roles: UserRole) -> Callable[[User], Awaitable[User]]:
     """A dependency admitting only callers with one of ``roles``; others get 403 FORBIDDEN."""
     allowed = frozenset(roles)
@@ -114,6 +127,16 @@ async def deferred_writes(request: Request) -> AsyncIterator[Deferred]:
 
 
 DeferredDep = Annotated[Deferred, Depends(deferred_writes, scope="function")]
+
+
+def app_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    """The application's session factory, for short sessions of their own (a login reads the
+    password hash in one, closed before verifying it)."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return sessionmaker
+
+
+SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(app_sessionmaker)]
 
 
 def client_address(request: Request) -> str:

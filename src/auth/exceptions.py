@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from src.auth.constants import WWW_AUTHENTICATE, AuthErrorCode
-from src.exceptions import AppError
+from src.auth.password_policy import Weakness
+from src.exceptions import AppError, ValidationIssue
 
 
 class EmailTakenError(AppError):
@@ -85,10 +86,22 @@ class UserNotFoundError(AppError):
 
 
 class WeakPasswordError(AppError):
+    """A new password the policy refuses (src/auth/password_policy.py); ``errors`` names the
+    field and the reason (``too_short``, ``too_long``, ``blank``, ``repeated``,
+    ``same_as_email``, ``too_common``)."""
+
     status_code = 422
     code = AuthErrorCode.WEAK_PASSWORD
-    message = "The password must not be the account's email."
+    message = "The password is too weak; see errors."
     description = "WEAK_PASSWORD"
+    item = ValidationIssue
+
+    def __init__(self, weakness: Weakness, *, field: str) -> None:
+        super().__init__(
+            weakness.message,
+            errors=[{"loc": ["body", field], "code": weakness.value, "message": weakness.message}],
+        )
+        self.weakness = weakness
 
 
 class WrongPasswordError(AppError):

@@ -17,7 +17,9 @@ from src.auth.dependencies import (
     LoginForm,
     PresentedRefreshToken,
     RegisterAttempts,
+    ReleasedUser,
     RequiredRefreshToken,
+    SessionmakerDep,
     UserById,
 )
 from src.auth.exceptions import (
@@ -47,7 +49,12 @@ from src.auth.schemas import (
 )
 from src.auth.utils import clear_refresh_cookie, set_refresh_cookie
 from src.dependencies import PageDep, SessionDep
-from src.exceptions import MalformedRequestError, error_responses
+from src.exceptions import (
+    KernelErrorCode,
+    MalformedRequestError,
+    ServiceBusyError,
+    error_responses,
+)
 from src.schemas import PageOf, Paginated
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -55,8 +62,16 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 # Auth's routes describe each error status by the codes it may carry. InvalidTokenError describes
 # itself in words, as the other modules' routes show it, so here its 401 is reworded to its code.
 INVALID_TOKEN = {401: AuthErrorCode.INVALID_TOKEN.value}
+# The kernel's ServiceBusyError, on the routes that hash a password (the hasher's queue is full).
+SERVICE_BUSY = {503: f"{KernelErrorCode.SERVICE_BUSY.value} (see Retry-After)"}
+# Routes that hash a password may also find the hasher's queue full: 503 SERVICE_BUSY.
 LOGIN_ERRORS = error_responses(
-    InvalidCredentialsError, UserInactiveError, MalformedRequestError, TooManyAttemptsError
+    InvalidCredentialsError,
+    UserInactiveError,
+    MalformedRequestError,
+    TooManyAttemptsError,
+    ServiceBusyError,
+    descriptions=SERVICE_BUSY,
 )
 
 
@@ -64,7 +79,14 @@ LOGIN_ERRORS = error_responses(
     "/register",
     response_model=UserRead,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(EmailTakenError, MalformedRequestError, TooManyAttemptsError),
+    responses=error_responses(
+        EmailTakenError,
+        MalformedRequestError,
+        WeakPasswordError,
+        TooManyAttemptsError,
+        ServiceBusyError,
+        descriptions=SERVICE_BUSY,
+    ),
 )
 async def register(
     data: RegisterIn, attempts: RegisterAttempts, session: SessionDep, auth: AuthStateDep
@@ -82,12 +104,14 @@ async def login(
     data: LoginIn,
     attempts: LoginAttempts,
     session: SessionDep,
+    sessionmaker: SessionmakerDep,
     auth: AuthStateDep,
     response: Response,
 ) -> TokenPair:
     """Exchange email and password for tokens; the refresh token is also set as a cookie."""
     pair = await auth_service.login(
         session,
+        sessionmaker=sessionmaker,
         email=data.email,
         password=data.password,
         auth=auth,
@@ -104,11 +128,13 @@ async def oauth2_token(
     form: LoginForm,
     attempts: LoginAttempts,
     session: SessionDep,
+    sessionmaker: SessionmakerDep,
     auth: AuthStateDep,
 ) -> TokenPair:
     """OAuth2 password flow (``username`` is the email), for /docs' Authorize and OAuth2 clients."""
     return await auth_service.login(
         session,
+        sessionmaker=sessionmaker,
         email=form.email,
         password=form.password,
         auth=auth,
@@ -184,11 +210,12 @@ async def update_me(data: MeUpdate, user: CurrentUser, session: SessionDep) -> U
         InvalidTokenError,
         MalformedRequestError,
         WeakPasswordError,
-        descriptions=INVALID_TOKEN,
+        ServiceBusyError,
+        descriptions={**INVALID_TOKEN, **SERVICE_BUSY},
     ),
 )
 async def change_password(
-    data: PasswordChange, user: CurrentUser, session: SessionDep, auth: AuthStateDep
+    data: PasswordChange, user: ReleasedUser, session: SessionDep, auth: AuthStateDep
 ) -> None:
     """Change the caller's password; every refresh token of the account is revoked."""
     await auth_service.change_password(session, user=user, data=data, passwords=auth.passwords)

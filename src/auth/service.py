@@ -1,5 +1,10 @@
 """Accounts, logins and token rotation. Plain async functions over an AsyncSession: they flush,
-never commit, and refuse with the module's AppError subclasses."""
+never commit, and refuse with the module's AppError subclasses.
+
+Password hashing never runs while a database connection or transaction is held: what it needs is
+read in a short session of its own (or before the request's transaction is ended), and the
+writes follow in the request's transaction, conditional on the verified hash being still the
+stored one. (``ensure_first_admin``, a start-up job, owns its transactions.)"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from src.auth.constants import REFRESH_TOKEN_BYTES
 from src.auth.deferred import Deferred
@@ -28,6 +33,7 @@ from src.auth.exceptions import (
 )
 from src.auth.jwt import encode_access_token
 from src.auth.models import RefreshToken, User, UserRole
+from src.auth.password_policy import weakness
 from src.auth.passwords import PasswordHasher
 from src.auth.ratelimit import Attempts
 from src.auth.schemas import (
@@ -39,6 +45,7 @@ from src.auth.schemas import (
     UserQuery,
 )
 from src.database import contains, utcnow
+from src.exceptions import ServiceBusyError
 from src.schemas import Page, PageOf, paginate
 
 if TYPE_CHECKING:
@@ -58,22 +65,29 @@ async def get_by_email(session: AsyncSession, *, email: str) -> User | None:
     return await session.scalar(select(User).where(User.email == email.strip().lower()))
 
 
+def check_new_password(password: str, *, email: str, field: str) -> None:
+    """Refuse a password the policy forbids (WEAK_PASSWORD naming ``field`` and the reason)."""
+    reason = weakness(password, email=email)
+    if reason is not None:
+        raise WeakPasswordError(reason, field=field)
+
+
 async def create_user(
     session: AsyncSession,
     *,
     email: str,
-    password: str,
+    password_hash: str,
     full_name: str,
-    passwords: PasswordHasher,
     role: UserRole = UserRole.RESEARCHER,
 ) -> User:
+    """Insert an account whose password the caller has hashed (with no connection held)."""
     email = email.strip().lower()
     if await get_by_email(session, email=email) is not None:
         raise EmailTakenError()
     user = User(
         email=email,
         full_name=full_name,
-        password_hash=await passwords.hash(password),
+        password_hash=password_hash,
         role=role,
         is_active=True,
     )
@@ -88,30 +102,44 @@ async def create_user(
 async def register(
     session: AsyncSession, *, data: RegisterIn, passwords: PasswordHasher, attempts: Attempts
 ) -> User:
+    """Create a researcher. The password is hashed before the request's session is first used,
+    so no connection or transaction is held while hashing."""
+    check_new_password(data.password, email=data.email, field="password")
     await attempts.consume(data.email)
+    try:
+        password_hash = await passwords.hash(data.password)
+    except ServiceBusyError:
+        await attempts.refund()  # turned away before anything was done: no attempt
+        raise
     return await create_user(
-        session,
-        email=data.email,
-        password=data.password,
-        full_name=data.full_name,
-        passwords=passwords,
+        session, email=data.email, password_hash=password_hash, full_name=data.full_name
     )
 
 
 async def ensure_first_admin(
-    session: AsyncSession, *, email: str, password: str, passwords: PasswordHasher
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    email: str,
+    password: str,
+    passwords: PasswordHasher,
 ) -> bool:
-    """Create the configured first admin unless that account exists (it is never overwritten)."""
-    if await get_by_email(session, email=email) is not None:
+    """Create the configured first admin unless that account exists (it is never overwritten).
+
+    A start-up job with its own transactions: one to look, none while hashing, one to insert."""
+    async with sessionmaker() as session:
+        exists = await get_by_email(session, email=email) is not None
+    if exists:
         return False
-    await create_user(
-        session,
-        email=email,
-        password=password,
-        full_name="Administrator",
-        passwords=passwords,
-        role=UserRole.ADMIN,
-    )
+    password_hash = await passwords.hash(password)
+    async with sessionmaker() as session:
+        await create_user(
+            session,
+            email=email,
+            password_hash=password_hash,
+            full_name="Administrator",
+            role=UserRole.ADMIN,
+        )
+        await session.commit()
     return True
 
 
@@ -139,22 +167,47 @@ async def _issue_tokens(
     return pair, stored
 
 
+async def _stored_hash(
+    sessionmaker: async_sessionmaker[AsyncSession], *, email: str
+) -> tuple[uuid.UUID, str] | None:
+    """An account's id and password hash, read in a short session of its own and closed before
+    the caller hashes."""
+    async with sessionmaker() as session:
+        row = (
+            await session.execute(
+                select(User.id, User.password_hash).where(User.email == email.strip().lower())
+            )
+        ).first()
+    return None if row is None else (row.id, row.password_hash)
+
+
 async def login(
     session: AsyncSession,
     *,
+    sessionmaker: async_sessionmaker[AsyncSession],
     email: str,
     password: str,
     auth: AuthState,
     attempts: Attempts,
     deferred: Deferred,
 ) -> TokenPair:
-    """Check the password (against a dummy hash for an unknown email) and open a session."""
-    # Counted first, in its own transaction, before this request's session is used.
+    """Check the password (against a dummy hash for an unknown email) and open a session.
+
+    The hash is read in a short session of its own and verified with no connection held; the
+    request's session (its transaction) is first used after, for the writes."""
+    # Counted first, in its own transaction, before anything else.
     await attempts.consume(email)
-    user = await get_by_email(session, email=email)
-    stored_hash = user.password_hash if user is not None else await auth.passwords.dummy_hash()
-    matches, new_hash = await auth.passwords.verify(password, stored_hash)
-    if user is None or not matches:
+    found = await _stored_hash(sessionmaker, email=email)
+    try:
+        stored_hash = found[1] if found is not None else await auth.passwords.dummy_hash()
+        matches, new_hash = await auth.passwords.verify(password, stored_hash)
+    except ServiceBusyError:
+        await attempts.refund()  # turned away before any password was checked: no attempt
+        raise
+    if found is None or not matches:
+        raise InvalidCredentialsError()
+    user = await get(session, user_id=found[0])
+    if user is None or user.password_hash != stored_hash:  # gone, or the password changed since
         raise InvalidCredentialsError()
 
     async def refund(_: AsyncSession) -> None:
@@ -163,10 +216,28 @@ async def login(
     deferred.add(refund)
     if not user.is_active:
         raise UserInactiveError()
-    if new_hash is not None:  # the cost parameters changed since this password was hashed
-        user.password_hash = new_hash
+    # The cost parameters changed since this password was hashed: store the new hash, unless a
+    # password change got in first.
+    if new_hash is not None and not await _replace_hash(
+        session, user=user, old=stored_hash, new=new_hash
+    ):
+        raise InvalidCredentialsError()
     pair, _ = await _issue_tokens(session, user=user, auth=auth)
     return pair
+
+
+async def _replace_hash(session: AsyncSession, *, user: User, old: str, new: str) -> bool:
+    """Set the user's password hash to ``new`` if it is still ``old`` (what was verified), so a
+    concurrent change is never overwritten. False when it was no longer ``old``."""
+    result = cast(
+        CursorResult[Any],
+        await session.execute(
+            update(User)
+            .where(User.id == user.id, User.password_hash == old)
+            .values(password_hash=new)
+        ),
+    )
+    return result.rowcount == 1
 
 
 async def revoke_family(session: AsyncSession, *, family_id: uuid.UUID) -> None:
@@ -250,13 +321,19 @@ async def update_me(session: AsyncSession, *, user: User, data: MeUpdate) -> Use
 async def change_password(
     session: AsyncSession, *, user: User, data: PasswordChange, passwords: PasswordHasher
 ) -> None:
-    """Set a new password and sign out every session of the user (refresh tokens revoked)."""
-    matches, _ = await passwords.verify(data.current_password, user.password_hash)
+    """Set a new password and sign out every session of the user (refresh tokens revoked).
+
+    The caller must hold no transaction in ``session`` (the route's ``ReleasedUser`` ends the
+    one that loaded the user): both hashes run with no connection held, and the writes start a
+    new transaction, storing the new hash only if the verified one is still current."""
+    check_new_password(data.new_password, email=user.email, field="new_password")
+    current_hash = user.password_hash
+    matches, _ = await passwords.verify(data.current_password, current_hash)
     if not matches:
         raise WrongPasswordError()
-    if data.new_password.lower() == user.email:
-        raise WeakPasswordError()
-    user.password_hash = await passwords.hash(data.new_password)
+    new_hash = await passwords.hash(data.new_password)
+    if not await _replace_hash(session, user=user, old=current_hash, new=new_hash):
+        raise WrongPasswordError()  # changed by another request since it was verified
     await revoke_all(session, user_id=user.id)
     await session.flush()
 

@@ -1,6 +1,7 @@
 """The auth module's per-application state, built in the app's lifespan: its settings, the JWT
-secret, the password hasher and (with REDIS_URL) the Redis rate-limit storage. At start-up it also
-creates the first admin from FIRST_ADMIN_EMAIL / FIRST_ADMIN_PASSWORD."""
+secret, the password hasher (and its limiter) and (with REDIS_URL) the Redis rate-limit storage.
+At start-up it also loads the common-password list and creates the first admin from
+FIRST_ADMIN_EMAIL / FIRST_ADMIN_PASSWORD."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
 from limits.aio.storage import RedisStorage, Storage
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,6 +18,7 @@ from starlette.requests import HTTPConnection
 from src.auth import service as auth_service
 from src.auth.config import AuthConfig
 from src.auth.exceptions import EmailTakenError
+from src.auth.password_policy import load_common_passwords
 from src.auth.passwords import PasswordHasher
 from src.auth.ratelimit import DatabaseStorage
 from src.config import Settings
@@ -44,6 +47,8 @@ class AuthState:
                 time_cost=config.argon2_time_cost,
                 memory_cost=config.argon2_memory_cost,
                 parallelism=config.argon2_parallelism,
+                concurrency=config.password_hash_concurrency,
+                queue=config.password_hash_queue,
             ),
         )
         if config.async_redis_url and config.redis_url:
@@ -63,6 +68,7 @@ class AuthState:
         return self._redis_storage or DatabaseStorage(sessionmaker)
 
     async def close(self) -> None:
+        self.passwords.close()
         if self._redis_pool is not None:
             await self._redis_pool.aclose()
 
@@ -72,19 +78,19 @@ async def start_auth(
     sessionmaker: async_sessionmaker[AsyncSession],
     config: AuthConfig | None = None,
 ) -> AuthState:
-    """Build the state and make sure the configured first admin exists (never overwritten)."""
+    """Build the state, load the common-password list and make sure the configured first admin
+    exists (never overwritten)."""
     state = AuthState.build(settings, config)
+    await anyio.to_thread.run_sync(load_common_passwords)
     email, password = state.config.first_admin_email, state.config.first_admin_password
     if email is not None and password is not None:
         try:
-            async with sessionmaker() as session:
-                created = await auth_service.ensure_first_admin(
-                    session,
-                    email=email,
-                    password=password.get_secret_value(),
-                    passwords=state.passwords,
-                )
-                await session.commit()
+            created = await auth_service.ensure_first_admin(
+                sessionmaker,
+                email=email,
+                password=password.get_secret_value(),
+                passwords=state.passwords,
+            )
         except (IntegrityError, EmailTakenError):  # another worker created it at the same moment
             created = False
         if created:

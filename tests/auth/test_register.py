@@ -6,10 +6,14 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User
+from src.auth.state import AuthState
+from src.config import Settings
+from tests.auth.conftest import make_config
 from tests.auth.helpers import AUTH, assert_error, register
 from tests.factories import create_user
 
@@ -56,24 +60,43 @@ class TestRegister:
         assert_error(response, 422, "VALIDATION_ERROR")
 
     @pytest.mark.parametrize(
-        ("password", "why"),
+        ("password", "reason"),
         [
-            ("short", "under 8 characters"),
-            ("x" * 129, "over 128 characters"),
-            ("ada@example.org", "the email"),
-            ("ADA@EXAMPLE.ORG", "the email in another case"),
+            ("short", "too_short"),
+            ("x" * 129, "too_long"),
+            (" " * 8, "blank"),
+            ("\t \t \t \t ", "blank"),
+            ("z" * 20, "repeated"),
+            ("ada@example.org", "same_as_email"),
+            ("ADA@EXAMPLE.ORG", "same_as_email"),
+            ("12345678", "too_common"),
+            ("password1", "too_common"),
+            ("PassWord1", "too_common"),
+            ("Qwertyuiop", "too_common"),
+            (" iloveyou ", "too_common"),
         ],
     )
-    async def test_weak_password_is_422(
-        self, client: httpx.AsyncClient, password: str, why: str
+    async def test_weak_password_is_422_naming_the_reason(
+        self, client: httpx.AsyncClient, session: AsyncSession, password: str, reason: str
     ) -> None:
         response = await register(client, email="ada@example.org", password=password)
-        body = assert_error(response, 422, "VALIDATION_ERROR")
-        assert body["errors"], why
+        body = assert_error(response, 422, "WEAK_PASSWORD")
+        assert body["errors"] == [
+            {"loc": ["body", "password"], "code": reason, "message": body["detail"]}
+        ]
+        assert await session.scalar(select(User).where(User.email == "ada@example.org")) is None
+
+    async def test_a_weak_password_costs_no_registration_attempt(
+        self, client: httpx.AsyncClient, app: FastAPI, settings: Settings
+    ) -> None:
+        app.state.auth = AuthState.build(settings, make_config(register_rate_limit="1/hour"))
+        assert_error(await register(client, password="12345678"), 422, "WEAK_PASSWORD")
+        assert (await register(client)).status_code == 201
 
     async def test_password_limits_are_inclusive(self, client: httpx.AsyncClient) -> None:
-        assert (await register(client, email="a@example.org", password="x" * 8)).status_code == 201
-        response = await register(client, email="b@example.org", password="é" * 128)
+        response = await register(client, email="a@example.org", password="kx7#qp2z")
+        assert response.status_code == 201
+        response = await register(client, email="b@example.org", password="éa" * 64)
         assert response.status_code == 201
 
     @pytest.mark.parametrize(

@@ -122,6 +122,11 @@ class TestFirstAdmin:
             {"first_admin_password": "first-admin-password"},
             {"first_admin_email": "root@example.org", "first_admin_password": "short"},
             {"first_admin_email": "root@example.org", "first_admin_password": "ROOT@example.org"},
+            {"first_admin_email": "root@example.org", "first_admin_password": "12345678"},
+            {"first_admin_email": "root@example.org", "first_admin_password": "Password123"},
+            {"first_admin_email": "root@example.org", "first_admin_password": "x" * 129},
+            {"first_admin_email": "root@example.org", "first_admin_password": "!" * 10},
+            {"first_admin_email": "root@example.org", "first_admin_password": " " * 10},
             {"first_admin_email": "not-an-email", "first_admin_password": "first-admin-password"},
             {"login_rate_limit": "five per fortnight"},
             {"jwt_algorithm": "none"},
@@ -132,6 +137,14 @@ class TestFirstAdmin:
     def test_bad_settings_refuse_to_start(self, values: dict[str, Any]) -> None:
         with pytest.raises(ValidationError):
             AuthConfig(_env_file=None, **values)
+
+    def test_a_weak_first_admin_password_names_the_reason(self) -> None:
+        with pytest.raises(ValidationError, match="too_common"):
+            AuthConfig(
+                _env_file=None,
+                first_admin_email="root@example.org",
+                first_admin_password="qwerty123",
+            )
 
     def test_defaults_are_the_documented_ones(self, monkeypatch: pytest.MonkeyPatch) -> None:
         config = AuthConfig(_env_file=None)
@@ -195,6 +208,33 @@ class TestCreateAdminCommand:
             == 1
         )
         assert [u.email for u in await users(scratch_url)] == ["root@example.org"]
+
+    @pytest.mark.parametrize(
+        ("password", "reason"),
+        [
+            ("12345678", "too_common"),
+            ("Superman1", "too_common"),
+            (" " * 8, "blank"),
+            ("new@example.org", "same_as_email"),
+        ],
+    )
+    async def test_refuses_a_weak_password_naming_the_reason(
+        self,
+        scratch_url: str,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+        password: str,
+        reason: str,
+    ) -> None:
+        settings = scratch_settings(scratch_url, tmp_path)
+        code = await anyio.to_thread.run_sync(
+            self.run, monkeypatch, settings, "new@example.org", f"{password}\n"
+        )
+        assert code == 1
+        assert f"password refused ({reason})" in caplog.text
+        await anyio.to_thread.run_sync(upgrade_database, scratch_url)
+        assert await users(scratch_url) == []
 
     def test_prompts_twice_on_a_terminal(
         self, monkeypatch: pytest.MonkeyPatch, settings: Settings
