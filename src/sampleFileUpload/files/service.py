@@ -52,6 +52,10 @@ def study_storage_prefix(study_id: uuid.UUID) -> str:
 # upload's ``StorageReservation``. So N parallel uploads never commit more than the quota.
 
 
+# The advisory lock namespace of quota decisions ("QUOT").
+QUOTA_LOCK_NAMESPACE = 0x51554F54
+
+
 async def lock_quota(session: AsyncSession, *, user_id: uuid.UUID) -> None:
     """Serialise the quota decisions of one user until this transaction ends.
 
@@ -59,8 +63,10 @@ async def lock_quota(session: AsyncSession, *, user_id: uuid.UUID) -> None:
     locked, so their other requests are not held up). SQLite: nothing to do, every write
     transaction already holds the database's one write lock (``BEGIN IMMEDIATE``)."""
     if session.get_bind().dialect.name == "postgresql":
-        key = int.from_bytes(user_id.bytes[:8], "big", signed=True)
-        await session.execute(select(func.pg_advisory_xact_lock(key)))
+        # The two-key form, in a namespace of its own: no clash with single-key advisory locks
+        # taken elsewhere; two users sharing a key (1 in 2**32) merely wait for each other.
+        key = int.from_bytes(user_id.bytes[:4], "big", signed=True)
+        await session.execute(select(func.pg_advisory_xact_lock(QUOTA_LOCK_NAMESPACE, key)))
 
 
 async def used_bytes(session: AsyncSession, *, user_id: uuid.UUID) -> int:

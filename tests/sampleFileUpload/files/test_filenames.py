@@ -5,13 +5,14 @@ accept, kept the same; a name one refuses, all refuse with the same code; none i
 from __future__ import annotations
 
 import base64
+import random
 import unicodedata
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User
@@ -174,6 +175,40 @@ async def test_every_path_refuses_the_same_names_alike(
     assert (response.status_code, response.json()["code"]) == REFUSED[name], response.text
     assert await kept_names(session) == []
     assert await session.scalar(select(func.count(Upload.id))) == 0
+
+
+def random_names(count: int, seed: int = 13) -> list[str]:
+    """Names mixing the characters that trip parsers: scripts, emoji and joiners, combining
+    marks, quotes, separators, controls, bidirectional and other invisible characters."""
+    printable = "aZ09_-. 样本サンプル한국어🧬👩\u200d🔬\ufe0fe\u0301\u0308\"';,=\u00a0\ufffd"
+    hostile = printable + "\\/\x00\x01\t\r\n\x7f\u202e\u200b\ufeff\u2028"
+    rng = random.Random(seed)
+    suffixes = [".fastq", ".fq.gz", ".FASTQ.GZ", ".txt", ""]
+    names = []
+    for number in range(count):
+        pool = printable if number % 2 else hostile
+        stem = "".join(rng.choice(pool) for _ in range(rng.randint(1, 12)))
+        names.append(stem + rng.choice(suffixes))
+    return [name for name in names if name.strip(" ") not in (".", "..")]
+
+
+@pytest.mark.parametrize("name", random_names(40))
+async def test_all_paths_agree_on_any_name_and_none_is_a_500(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    headers: dict[str, str],
+    study: Study,
+    name: str,
+) -> None:
+    outcomes = {}
+    for path, send in PATHS.items():
+        response = await send(client, headers, study, name)
+        assert response.status_code < 500, (path, response.text)
+        code = response.json()["code"] if response.status_code != 201 else ""
+        outcomes[path] = (response.status_code, code)
+        await session.execute(delete(Upload))
+        await session.execute(delete(SampleFile))
+    assert len(set(outcomes.values())) == 1, outcomes
 
 
 @pytest.mark.parametrize(
