@@ -21,8 +21,11 @@ class FilesConfig(BaseSettings):
 
     # Largest sequence file accepted on any path (413 FILE_TOO_LARGE above it).
     max_upload_bytes: int = Field(default=50 * GIB, ge=1)
-    # Bytes a user may hold in stored and reserved (unfinished tus) files; 0 = unlimited.
+    # Bytes a user may hold in stored files and uploads in progress; 0 = unlimited.
     storage_quota_bytes: int = Field(default=0, ge=0)
+    # Seconds a whole-file upload's quota reservation counts after its last renewal (renewed
+    # every third of it while the body streams); a process killed mid-upload leaks it this long.
+    upload_reservation_seconds: float = Field(default=300.0, gt=0)
     # none: the API streams downloads itself; nginx: local files are handed to nginx with
     # X-Accel-Redirect to DOWNLOAD_ACCEL_PREFIX + storage key.
     download_accel: Literal["none", "nginx"] = "none"

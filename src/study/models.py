@@ -186,8 +186,9 @@ class SampleFile(UUIDPrimaryKey, Base):
     mean_length: Mapped[float | None] = mapped_column(Float)
     name_digest: Mapped[str | None] = mapped_column(String(64))
     validation_errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Indexed: a user's quota sums their files' sizes.
     uploaded_by_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("user.id", ondelete="SET NULL")
+        ForeignKey("user.id", ondelete="SET NULL"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
@@ -208,7 +209,10 @@ class Upload(UUIDPrimaryKey, Base):
 
     __tablename__ = "upload"
 
-    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    # Indexed: a user's quota sums their unfinished uploads' lengths.
+    owner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("user.id", ondelete="CASCADE"), index=True
+    )
     study_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("study.id", ondelete="CASCADE"), index=True
     )
@@ -236,6 +240,22 @@ class Upload(UUIDPrimaryKey, Base):
     finished_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class StorageReservation(UUIDPrimaryKey, Base):
+    """Bytes a whole-file upload (PUT or multipart) may store, taken against its user's quota
+    before the body streams, in a transaction that serialises that user's quota decisions. The
+    upload turns it into its file's size when it records the file (same transaction) or drops
+    it when it fails; it is renewed while the body streams, so one left by a killed process
+    stops counting once ``expires_at`` passes. tus uploads reserve through their ``upload`` row."""
+
+    __tablename__ = "storage_reservation"
+    __table_args__ = (Index("ix_storage_reservation_user_id_expires_at", "user_id", "expires_at"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class StudyEvent(UUIDPrimaryKey, Base):

@@ -45,6 +45,7 @@ FastqWorkersDep = Annotated[FastqWorkers, Depends(get_fastq_workers)]
 
 
 def get_receiver(
+    request: Request,
     view: DraftForEditor,
     sample: EditableSample,
     user: CurrentUser,
@@ -56,6 +57,7 @@ def get_receiver(
     """A whole-file upload to a sample the caller may edit, in a draft study."""
     return Receiver(
         session,
+        sessions=request.app.state.sessionmaker,
         storage=storage,
         config=config,
         workers=workers,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from starlette.convertors import PathConvertor, register_url_convertor
 
 from src.auth.dependencies import CurrentUser
 from src.auth.exceptions import InvalidTokenError
@@ -52,6 +53,16 @@ from src.study.models import SampleFile
 from src.study.schemas import FileRead
 
 files_router = APIRouter(tags=["files"])
+
+
+class FileNameConvertor(PathConvertor):
+    """The rest of the path, line breaks included (``path`` stops at them): a name holding one
+    reaches the name rule and is refused like on the other upload paths (422), not a 404."""
+
+    regex = r"[\s\S]*"
+
+
+register_url_convertor("filename", FileNameConvertor())
 
 SAMPLE_FILES = "/studies/{study}/samples/{sample_id}/files"
 
@@ -100,7 +111,7 @@ async def upload_file(request: Request, receiver: ReceiverDep) -> SampleFile:
 
 
 @files_router.put(
-    SAMPLE_FILES + "/{filename:path}",
+    SAMPLE_FILES + "/{filename:filename}",
     response_model=FileRead,
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(*UPLOAD_ERRORS),

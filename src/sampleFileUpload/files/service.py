@@ -3,15 +3,18 @@ stream, recording, listing and deleting files. Plain async functions: they flush
 the upload flows (``uploads.py`` and tus) decide where a transaction ends, so that none stays
 open while a body streams.
 
-Quotas count what a user stores (their files' sizes) plus what their unfinished tus uploads
-have reserved (each upload's declared length).
+Quotas count what a user stores (their files' sizes) plus what their uploads in progress have
+reserved: each unfinished tus upload its declared length, each whole-file upload its
+``StorageReservation``. Both are taken under a per-user lock before any byte streams.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -29,7 +32,7 @@ from src.study import service as study_service
 from src.study import visibility
 from src.study.constants import EventAction, FileStatus, ReadKind
 from src.study.exceptions import SampleNotFoundError
-from src.study.models import Sample, SampleFile, Study, Upload
+from src.study.models import Sample, SampleFile, StorageReservation, Study, Upload
 from src.study.permissions import ensure_editable_draft
 from src.study.visibility import StudyView
 
@@ -44,50 +47,165 @@ def study_storage_prefix(study_id: uuid.UUID) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Limits.
+# Limits. Quota decisions of one user are serialised (``lock_quota``) and what they grant is
+# recorded before any byte streams: a tus upload's row (its declared length), or a whole-file
+# upload's ``StorageReservation``. So N parallel uploads never commit more than the quota.
+
+
+# The advisory lock namespace of quota decisions ("QUOT").
+QUOTA_LOCK_NAMESPACE = 0x51554F54
+
+
+async def lock_quota(session: AsyncSession, *, user_id: uuid.UUID) -> None:
+    """Serialise the quota decisions of one user until this transaction ends.
+
+    PostgreSQL: a transaction-scoped advisory lock keyed by the user (no row of theirs is
+    locked, so their other requests are not held up). SQLite: nothing to do, every write
+    transaction already holds the database's one write lock (``BEGIN IMMEDIATE``)."""
+    if session.get_bind().dialect.name == "postgresql":
+        # The two-key form, in a namespace of its own: no clash with single-key advisory locks
+        # taken elsewhere; two users sharing a key (1 in 2**32) merely wait for each other.
+        key = int.from_bytes(user_id.bytes[:4], "big", signed=True)
+        await session.execute(select(func.pg_advisory_xact_lock(QUOTA_LOCK_NAMESPACE, key)))
 
 
 async def used_bytes(session: AsyncSession, *, user_id: uuid.UUID) -> int:
-    """Bytes the user stores plus bytes reserved by their unfinished uploads."""
-    stored = await session.scalar(
-        select(func.coalesce(func.sum(SampleFile.size), 0)).where(
-            SampleFile.uploaded_by_id == user_id
-        )
+    """Bytes the user stores, plus those reserved by their unfinished tus uploads and by their
+    whole-file uploads in progress (expired reservations no longer count)."""
+    now = utcnow()
+    stored = select(func.coalesce(func.sum(SampleFile.size), 0)).where(
+        SampleFile.uploaded_by_id == user_id
     )
-    reserved = await session.scalar(
-        select(func.coalesce(func.sum(Upload.length), 0)).where(
-            Upload.owner_id == user_id,
-            Upload.finished_at.is_(None),  # a finished upload's bytes are its file's
-            Upload.expires_at > utcnow(),
-        )
+    uploading = select(func.coalesce(func.sum(Upload.length), 0)).where(
+        Upload.owner_id == user_id,
+        Upload.finished_at.is_(None),  # a finished upload's bytes are its file's
+        Upload.expires_at > now,
     )
-    return int(stored or 0) + int(reserved or 0)
-
-
-async def upload_allowance(
-    session: AsyncSession, *, config: FilesConfig, user: User, length: int | None
-) -> int:
-    """The most bytes this upload may have; 413 at once when a known ``length`` is over it."""
-    allowance = config.max_upload_bytes
-    if length is not None and length > allowance:
-        raise FileTooLargeError(
-            f"The file has {length} bytes; the largest accepted upload is {allowance}."
-        )
-    if config.storage_quota_bytes:
-        left = max(0, config.storage_quota_bytes - await used_bytes(session, user_id=user.id))
-        if length is not None and length > left:
-            raise QuotaExceededError(
-                f"The file has {length} bytes; {left} of your "
-                f"{config.storage_quota_bytes}-byte quota are left."
+    reserved = select(func.coalesce(func.sum(StorageReservation.bytes), 0)).where(
+        StorageReservation.user_id == user_id, StorageReservation.expires_at > now
+    )
+    row = (
+        await session.execute(
+            select(
+                stored.scalar_subquery(), uploading.scalar_subquery(), reserved.scalar_subquery()
             )
-        allowance = min(allowance, left)
-    return allowance
+        )
+    ).one()
+    return sum(int(value or 0) for value in row)
 
 
-def too_large_error(config: FilesConfig, allowance: int) -> FileTooLargeError | QuotaExceededError:
-    if allowance < config.max_upload_bytes:
-        return QuotaExceededError(f"The upload exceeds what is left of your quota ({allowance}).")
-    return FileTooLargeError(f"The upload exceeds the largest accepted size ({allowance}).")
+def _quota_left(config: FilesConfig, used: int) -> int:
+    return max(0, config.storage_quota_bytes - used)
+
+
+def _check_size(config: FilesConfig, length: int | None) -> None:
+    if length is not None and length > config.max_upload_bytes:
+        raise FileTooLargeError(
+            f"The file has {length} bytes; the largest accepted upload is "
+            f"{config.max_upload_bytes}."
+        )
+
+
+def _quota_exceeded(config: FilesConfig, length: int, left: int) -> QuotaExceededError:
+    return QuotaExceededError(
+        f"The upload has {length} bytes; {left} of your {config.storage_quota_bytes}-byte "
+        "quota are left (stored files and uploads in progress count)."
+    )
+
+
+async def check_room(
+    session: AsyncSession, *, config: FilesConfig, user: User, length: int, lock: bool
+) -> None:
+    """413 unless an upload of ``length`` bytes fits the largest upload and what is left of the
+    user's quota. With ``lock``, the user's quota stays locked until the transaction ends, so
+    the caller can record the upload (a tus upload row) before anyone else decides."""
+    _check_size(config, length)
+    if not config.storage_quota_bytes:
+        return
+    if lock:
+        await lock_quota(session, user_id=user.id)
+    left = _quota_left(config, await used_bytes(session, user_id=user.id))
+    if length > left:
+        raise _quota_exceeded(config, length, left)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What a whole-file upload may store: ``limit`` bytes, reserved by the row ``id`` (None
+    when there is no quota, so nothing to reserve)."""
+
+    id: uuid.UUID | None
+    limit: int
+    quota_bound: bool  # the limit is what was left of the quota, not the largest upload
+
+    def too_large(self) -> FileTooLargeError | QuotaExceededError:
+        if self.quota_bound:
+            return QuotaExceededError(
+                f"The upload exceeds what was left of your quota ({self.limit} bytes)."
+            )
+        return FileTooLargeError(f"The upload exceeds the largest accepted size ({self.limit}).")
+
+
+async def reserve(
+    session: AsyncSession,
+    *,
+    config: FilesConfig,
+    user: User,
+    length: int | None,
+    overhead: int = 0,
+) -> Reservation:
+    """Reserve, under the user's quota lock, the bytes a whole-file upload may store: its
+    ``length`` (the request body's, of which up to ``overhead`` may be multipart framing) or,
+    when the length is unknown, all that is left up to the largest upload; the upload settles
+    on its real size when it records the file. 413 when even ``length - overhead`` does not fit.
+    The caller commits at once (before reading the body) and later ``settle``s or ``release``s."""
+    _check_size(config, None if length is None else length - overhead)
+    largest = config.max_upload_bytes if length is None else min(length, config.max_upload_bytes)
+    if not config.storage_quota_bytes:
+        return Reservation(id=None, limit=config.max_upload_bytes, quota_bound=False)
+    await lock_quota(session, user_id=user.id)
+    now = utcnow()
+    # Reservations left by killed processes stop counting when they expire; drop the user's.
+    await session.execute(
+        delete(StorageReservation).where(
+            StorageReservation.user_id == user.id, StorageReservation.expires_at <= now
+        )
+    )
+    left = _quota_left(config, await used_bytes(session, user_id=user.id))
+    if length is not None and length - overhead > left:
+        raise _quota_exceeded(config, length - overhead, left)
+    limit = min(largest, left)
+    row = StorageReservation(
+        id=uuid.uuid4(),
+        user_id=user.id,
+        bytes=limit,
+        expires_at=now + timedelta(seconds=config.upload_reservation_seconds),
+    )
+    session.add(row)
+    await session.flush()
+    return Reservation(id=row.id, limit=limit, quota_bound=limit < config.max_upload_bytes)
+
+
+async def renew_reservation(
+    session: AsyncSession, *, reservation_id: uuid.UUID, seconds: float
+) -> None:
+    """Keep a reservation counting for ``seconds`` more (while its body streams)."""
+    await session.execute(
+        update(StorageReservation)
+        .where(StorageReservation.id == reservation_id)
+        .values(expires_at=utcnow() + timedelta(seconds=seconds))
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def release_reservation(session: AsyncSession, *, reservation_id: uuid.UUID | None) -> None:
+    """Drop a reservation: the upload failed, or its file now counts in its place."""
+    if reservation_id is not None:
+        await session.execute(
+            delete(StorageReservation)
+            .where(StorageReservation.id == reservation_id)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def ensure_name_free(session: AsyncSession, *, sample_pk: uuid.UUID, filename: str) -> None:

@@ -1,31 +1,44 @@
 """Whole-file uploads in one request: the multipart form (POST) and the raw body (PUT).
 
 Three short steps, so no database transaction is open while the body streams: authorise and
-check limits (the route's dependencies, then this module, then a commit); stream the body into a
-new object through the ingest pipeline with no transaction open; record the file in a last
+reserve the bytes the body may store against the user's quota (the route's dependencies, then
+``Receiver.reserved``, then a commit); stream the body into a new object through the ingest
+pipeline with no transaction open, the reservation renewed meanwhile; record the file in a last
 transaction after re-checking that the study is still an editable draft and the sample still
-exists. Whatever fails, the stored object is removed: a refused or broken upload keeps nothing.
+exists, the reservation giving way to the file's size in the same commit. Whatever fails, the
+stored object is removed and the reservation given back: a refused or broken upload keeps
+nothing and holds no quota.
+
+A body of unknown length (no Content-Length) reserves all that is left of the quota, up to
+MAX_UPLOAD_BYTES, and settles on its real size when recorded: the user's other uploads wait
+for it meanwhile, which is the price of not knowing. Send Content-Length (curl does) to
+reserve only what is needed.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable, Callable
+import logging
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import anyio
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from src.auth.models import User
 from src.sampleFileUpload.config import FilesConfig
 from src.sampleFileUpload.files import service
 from src.sampleFileUpload.files.exceptions import ChecksumMismatchError, MissingFileError
 from src.sampleFileUpload.files.fastq_workers import FastqWorkers
-from src.sampleFileUpload.files.ingest import FileDigest, Ingested, pump
+from src.sampleFileUpload.files.ingest import FileDigest, Ingested, TaskGroup, pump
 from src.sampleFileUpload.files.multipart import MultipartForm
 from src.sampleFileUpload.files.utils import check_filename, declared_hex, parse_read
 from src.storage import Storage
 from src.study.constants import ReadKind
 from src.study.models import Sample, SampleFile
 from src.study.visibility import StudyView
+
+logger = logging.getLogger(__name__)
 
 # Boundaries and the small text fields around the file in a multipart body.
 MULTIPART_OVERHEAD = 1024 * 1024
@@ -56,6 +69,7 @@ class Receiver:
         self,
         session: AsyncSession,
         *,
+        sessions: async_sessionmaker[AsyncSession],
         storage: Storage,
         config: FilesConfig,
         workers: FastqWorkers,
@@ -64,23 +78,76 @@ class Receiver:
         sample: Sample,
     ) -> None:
         self.session = session
+        self.sessions = sessions
         self.storage = storage
         self.config = config
         self.workers = workers
         self.user = user
         self.view = view
         self.sample = sample
-        self.allowance = config.max_upload_bytes
-
-    async def authorise(self, *, length: int | None, slack: int = 0) -> None:
-        """Check the size against the limits, then end the transaction before reading."""
-        self.allowance = await service.upload_allowance(
-            self.session, config=self.config, user=self.user, length=None
+        self.reservation = service.Reservation(
+            id=None, limit=config.max_upload_bytes, quota_bound=False
         )
-        if length is not None and length - slack > self.allowance:
-            await self.session.rollback()
-            raise service.too_large_error(self.config, self.allowance)
+
+    @asynccontextmanager
+    async def reserved(
+        self, *, length: int | None, overhead: int = 0, filename: str | None = None
+    ) -> AsyncIterator[None]:
+        """Reserve the bytes the body may store (and check ``filename`` is free) in one short
+        transaction, committed before the body is read; keep the reservation alive while the
+        block runs, and give it back if the block fails. ``record`` settles it on success."""
+        try:
+            self.reservation = await service.reserve(
+                self.session, config=self.config, user=self.user, length=length, overhead=overhead
+            )
+            if filename is not None:
+                await service.ensure_name_free(
+                    self.session, sample_pk=self.sample.id, filename=filename
+                )
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.session.rollback()
+            raise
         await self.session.commit()
+        try:
+            async with TaskGroup() as group:
+                if self.reservation.id is not None:
+                    group.start_soon(self._keep, self.reservation.id)
+                try:
+                    yield
+                finally:
+                    group.cancel_scope.cancel()
+        except BaseException:
+            await self._release()
+            raise
+
+    async def _keep(self, reservation_id: uuid.UUID) -> None:
+        """Renew the reservation every third of its lifetime while the body streams (on a
+        session of its own: the request's is not to be used by two tasks at once)."""
+        seconds = self.config.upload_reservation_seconds
+        while True:
+            await anyio.sleep(seconds / 3)
+            with anyio.CancelScope(shield=True):
+                try:
+                    async with self.sessions() as session:
+                        await service.renew_reservation(
+                            session, reservation_id=reservation_id, seconds=seconds
+                        )
+                        await session.commit()
+                except Exception:
+                    logger.exception("could not renew quota reservation %s", reservation_id)
+
+    async def _release(self) -> None:
+        """Give the reservation back at once (else it stops counting when it expires)."""
+        if self.reservation.id is None:
+            return
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.session.rollback()
+                await service.release_reservation(self.session, reservation_id=self.reservation.id)
+                await self.session.commit()
+            except Exception:
+                logger.exception("could not release quota reservation %s", self.reservation.id)
 
     async def check_name(self, filename: str) -> None:
         try:
@@ -104,8 +171,8 @@ class Receiver:
                     digest=digest,
                     writer=writer,
                     block_size=self.config.ingest_block_bytes,
-                    limit=self.allowance,
-                    too_large=lambda: service.too_large_error(self.config, self.allowance),
+                    limit=self.reservation.limit,
+                    too_large=self.reservation.too_large,
                 )
                 md5, sha256 = await declared()
                 ingested = await digest.finish()
@@ -116,8 +183,10 @@ class Receiver:
     async def record(
         self, *, key: str, filename: str, read: ReadKind, ingested: Ingested
     ) -> SampleFile:
-        """Record the committed object as a file; remove the object if that is refused."""
+        """Record the committed object as a file, its size taking the reservation's place in
+        the quota (one transaction); remove the object if that is refused."""
         try:
+            await service.release_reservation(self.session, reservation_id=self.reservation.id)
             view, sample = await service.recheck_target(
                 self.session, study_id=self.view.study.id, sample_pk=self.sample.id, user=self.user
             )
@@ -155,14 +224,13 @@ async def receive_raw(
     read_kind = parse_read(read, filename)
     md5 = declared_hex(content_md5, "md5", source="Content-MD5")
     sha256 = declared_hex(content_sha256, "sha256", source="X-Checksum-SHA256")
-    await receiver.authorise(length=length)
-    await receiver.check_name(filename)
 
     async def declared() -> Declared:
         return md5, sha256
 
-    key, ingested = await receiver.store(body, declared)
-    return await receiver.record(key=key, filename=filename, read=read_kind, ingested=ingested)
+    async with receiver.reserved(length=length, filename=filename):
+        key, ingested = await receiver.store(body, declared)
+        return await receiver.record(key=key, filename=filename, read=read_kind, ingested=ingested)
 
 
 async def receive_form(
@@ -174,26 +242,26 @@ async def receive_form(
 ) -> SampleFile:
     """POST: a multipart form with a ``file`` part and optional ``read``, ``md5``, ``sha256``."""
     form = MultipartForm(content_type, body)
-    await receiver.authorise(length=length, slack=MULTIPART_OVERHEAD)
-    filename = await form.next_file()
-    if filename is None:
-        raise MissingFileError
-    filename = check_filename(filename)
-    # Fields sent before the file are checked now, so a typo costs no upload.
-    parse_read(form.fields.get("read"), filename)
-    declared_hex(form.fields.get("md5"), "md5", source="md5")
-    declared_hex(form.fields.get("sha256"), "sha256", source="sha256")
-    await receiver.check_name(filename)
+    async with receiver.reserved(length=length, overhead=MULTIPART_OVERHEAD):
+        filename = await form.next_file()
+        if filename is None:
+            raise MissingFileError
+        filename = check_filename(filename)
+        # Fields sent before the file are checked now, so a typo costs no upload.
+        parse_read(form.fields.get("read"), filename)
+        declared_hex(form.fields.get("md5"), "md5", source="md5")
+        declared_hex(form.fields.get("sha256"), "sha256", source="sha256")
+        await receiver.check_name(filename)
 
-    async def declared() -> Declared:
-        """The fields, wherever they came in the body (read to its end first)."""
-        fields = await form.finish()
-        parse_read(fields.get("read"), filename)
-        return (
-            declared_hex(fields.get("md5"), "md5", source="md5"),
-            declared_hex(fields.get("sha256"), "sha256", source="sha256"),
-        )
+        async def declared() -> Declared:
+            """The fields, wherever they came in the body (read to its end first)."""
+            fields = await form.finish()
+            parse_read(fields.get("read"), filename)
+            return (
+                declared_hex(fields.get("md5"), "md5", source="md5"),
+                declared_hex(fields.get("sha256"), "sha256", source="sha256"),
+            )
 
-    key, ingested = await receiver.store(form.file_data(), declared)
-    read_kind = parse_read(form.fields.get("read"), filename)
-    return await receiver.record(key=key, filename=filename, read=read_kind, ingested=ingested)
+        key, ingested = await receiver.store(form.file_data(), declared)
+        read_kind = parse_read(form.fields.get("read"), filename)
+        return await receiver.record(key=key, filename=filename, read=read_kind, ingested=ingested)

@@ -25,22 +25,37 @@ _HEX = re.compile(r"[0-9a-fA-F]+")
 _DIGEST_SIZES = {"md5": 16, "sha1": 20, "sha256": 32}
 
 
-def check_filename(filename: str | None) -> str:
-    """The client's file name if it is acceptable as metadata; 422 or 415 otherwise.
+# Format characters a name may hold: zero-width (non-)joiners, which Persian and Indic scripts
+# and emoji sequences need, and emoji tag characters. Other format characters (bidirectional
+# overrides that disguise a suffix, byte-order marks, soft hyphens) are refused.
+_ALLOWED_FORMAT = frozenset({"\u200c", "\u200d", *map(chr, range(0xE0020, 0xE0080))})
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
-    Never used to build a path: storage keys are generated. Refused: empty, longer than 255
-    characters, path separators or ``..``, control or NUL characters, and names that do not
-    end in a FASTQ suffix (415)."""
+
+def check_filename(filename: str | None) -> str:
+    """The client's file name as it is kept, if it is acceptable as metadata; 422 or 415
+    otherwise. The one rule of every upload path (PUT, multipart, tus): each decodes the name
+    from its transport (URL path, Content-Disposition, Upload-Metadata) and calls this.
+
+    Never used to build a path: storage keys are generated. The name is kept in Unicode NFC, so
+    the same name typed on macOS (NFD) and elsewhere is one name. Refused: empty, white space
+    at either end, longer than 255 characters, control, format (except joiners), surrogate or
+    line-separator characters, path separators, ``..`` or a leading dot (422
+    INVALID_FILENAME), and names that do not end in a FASTQ suffix (415)."""
     if filename is None or not filename.strip():
         raise InvalidFilenameError("The file has no name.")
+    filename = unicodedata.normalize("NFC", filename)
     if filename != filename.strip():
         raise InvalidFilenameError("The file name starts or ends with white space.")
     if len(filename) > MAX_FILENAME_LENGTH:
         raise InvalidFilenameError(
             f"The file name has {len(filename)} characters; at most {MAX_FILENAME_LENGTH}."
         )
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in filename):
-        raise InvalidFilenameError("The file name contains control characters.")
+    if any(
+        unicodedata.category(c) in _REFUSED_CATEGORIES and c not in _ALLOWED_FORMAT
+        for c in filename
+    ):
+        raise InvalidFilenameError("The file name contains control or invisible format characters.")
     if "/" in filename or "\\" in filename or filename in (".", "..") or filename.startswith("."):
         raise InvalidFilenameError(
             "The file name must be a plain name: no folders, no leading dot."

@@ -130,7 +130,9 @@ async def upload_target(
     read = parse_read(metadata.get("read"), filename)
     md5 = declared_hex(metadata.get("md5"), "md5", source="md5")
     sha256 = declared_hex(metadata.get("sha256"), "sha256", source="sha256")
-    await files_service.upload_allowance(session, config=config, user=user, length=length)
+    # A first look, so a clearly refused upload costs no stored object; the decision that
+    # holds is taken again under the user's quota lock when the upload row is written.
+    await files_service.check_room(session, config=config, user=user, length=length, lock=False)
     await files_service.ensure_name_free(session, sample_pk=sample.id, filename=filename)
     return UploadTarget(
         view=view,

@@ -426,12 +426,16 @@ async def _open_upload(
     config: FilesConfig,
 ) -> Upload:
     """An empty stored object and the upload row that will fill it, committed; the object is
-    removed again if the row cannot be recorded."""
+    removed again if the row cannot be recorded (the quota has no room left for it, say)."""
     key = files_service.new_storage_key(target.view.study.id)
     resumable = await storage.open_resumable(key)
     state = await resumable.flush()
     await resumable.release()
     try:
+        # The upload row is the reservation: checked and written under the user's quota lock.
+        await files_service.check_room(
+            session, config=config, user=user, length=target.length, lock=True
+        )
         upload = await service.create_upload(
             session,
             view=target.view,
