@@ -59,15 +59,19 @@ async def optional_user(
     """The caller, or None without an Authorization header; any bad token is 401 INVALID_TOKEN.
 
     The user is loaded on every request, so deactivating or deleting an account (or changing its
-    role) takes effect at once, whatever tokens it holds."""
+    role) takes effect at once, whatever tokens it holds; and a token issued before the account's
+    current token generation (logout, password change, deactivation, logout-all) is refused by
+    comparing the loaded row with the token's claim, without another query."""
     if "authorization" not in request.headers:
         return None
     if not token:
         raise InvalidTokenError()
-    user_id = decode_access_token(token, secret=auth.secret, config=auth.config)
-    user = await auth_service.get(session, user_id=user_id)
+    claims = decode_access_token(token, secret=auth.secret, config=auth.config)
+    user = await auth_service.get(session, user_id=claims.user_id)
     if user is None or not user.is_active:
         raise InvalidTokenError("The account of this token no longer exists or is deactivated.")
+    if claims.generation != user.token_generation:
+        raise InvalidTokenError("This access token was ended by a logout or a password change.")
     user_id_var.set(str(user.id))
     return user
 

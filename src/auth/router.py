@@ -150,8 +150,22 @@ async def logout(
     auth: AuthStateDep,
     response: Response,
 ) -> None:
-    """Revoke this session's refresh token (body or cookie) and clear the cookie."""
+    """Revoke this session's refresh token (body or cookie) and end the caller's access tokens."""
     await auth_service.logout(session, user=user, token=refresh_token)
+    clear_refresh_cookie(response, auth.config)
+
+
+@router.post(
+    "/logout-all",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(InvalidTokenError, descriptions=INVALID_TOKEN),
+)
+async def logout_all(
+    user: CurrentUser, session: SessionDep, auth: AuthStateDep, response: Response
+) -> None:
+    """End every session of the caller: all refresh tokens and all access tokens, at once."""
+    await auth_service.logout_all(session, user=user)
     clear_refresh_cookie(response, auth.config)
 
 
@@ -190,7 +204,7 @@ async def update_me(data: MeUpdate, user: CurrentUser, session: SessionDep) -> U
 async def change_password(
     data: PasswordChange, user: CurrentUser, session: SessionDep, auth: AuthStateDep
 ) -> None:
-    """Change the caller's password; every refresh token of the account is revoked."""
+    """Change the caller's password; every refresh and access token of the account ends."""
     await auth_service.change_password(session, user=user, data=data, passwords=auth.passwords)
 
 
