@@ -87,6 +87,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "LOGIN_RATE_LIMIT": "100000/minute",
         "LOGIN_IP_RATE_LIMIT": "100000/minute",
         "REGISTER_RATE_LIMIT": "100000/minute",
+        "LOOKUP_RATE_LIMIT": "100000/minute",
     }.items():
         environment.setenv(variable, value)
     try:

@@ -28,6 +28,8 @@ class AuthConfig(BaseSettings):
     login_rate_limit: str = "5/15minutes"
     login_ip_rate_limit: str = "100/15minutes"
     register_rate_limit: str = "10/hour"
+    # Look-ups of accounts per caller: members added by email, the admin's user search.
+    lookup_rate_limit: str = "30/minute"
     redis_url: SecretStr | None = None
     first_admin_email: EmailStr | None = None
     first_admin_password: SecretStr | None = None
@@ -36,7 +38,9 @@ class AuthConfig(BaseSettings):
     argon2_memory_cost: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)  # KiB
     argon2_parallelism: int = Field(default=4, ge=1, le=64)
 
-    @field_validator("login_rate_limit", "login_ip_rate_limit", "register_rate_limit")
+    @field_validator(
+        "login_rate_limit", "login_ip_rate_limit", "register_rate_limit", "lookup_rate_limit"
+    )
     @classmethod
     def _valid_rate_limit(cls, value: str) -> str:
         parse(value)  # raises ValueError on a malformed limit

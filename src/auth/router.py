@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from src.auth import service as auth_service
 from src.auth.constants import AuthErrorCode
@@ -19,6 +19,7 @@ from src.auth.dependencies import (
     RegisterAttempts,
     RequiredRefreshToken,
     UserById,
+    account_lookups,
 )
 from src.auth.exceptions import (
     EmailTakenError,
@@ -212,13 +213,18 @@ async def change_password(
     "/users",
     response_model=Paginated[UserRead],
     responses=error_responses(
-        InvalidTokenError, ForbiddenError, MalformedRequestError, descriptions=INVALID_TOKEN
+        InvalidTokenError,
+        ForbiddenError,
+        MalformedRequestError,
+        TooManyAttemptsError,
+        descriptions=INVALID_TOKEN,
     ),
+    dependencies=[Depends(account_lookups("users"))],
 )
 async def list_users(
     query: Annotated[UserQuery, Query()], page: PageDep, _: AdminUser, session: SessionDep
 ) -> PageOf[User]:
-    """Admin: a page of users, filtered by ``q`` (email or name) and ``role``."""
+    """Admin: a page of users, filtered by ``q`` (email or name) and ``role``; throttled."""
     return await auth_service.list_users(session, query=query, page=page)
 
 
