@@ -53,5 +53,10 @@ async def create_user(
 
 def auth_headers(settings: Settings, user: User) -> dict[str, str]:
     """``Authorization: Bearer`` with a valid access token for ``user``, minted without HTTP."""
-    token = encode_access_token(user_id=user.id, secret=settings.jwt_secret, config=AuthConfig())
+    token = encode_access_token(
+        user_id=user.id,
+        secret=settings.jwt_secret,
+        config=AuthConfig(),
+        generation=user.token_generation,
+    )
     return {"Authorization": f"Bearer {token}"}

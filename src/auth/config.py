@@ -29,6 +29,8 @@ class AuthConfig(BaseSettings):
     login_rate_limit: str = "5/15minutes"
     login_ip_rate_limit: str = "100/15minutes"
     register_rate_limit: str = "10/hour"
+    # Look-ups of accounts per caller: members added by email, the admin's user search.
+    lookup_rate_limit: str = "30/minute"
     redis_url: SecretStr | None = None
     first_admin_email: EmailStr | None = None
     first_admin_password: SecretStr | None = None
@@ -40,7 +42,9 @@ class AuthConfig(BaseSettings):
     password_hash_concurrency: int | None = Field(default=None, ge=1, le=1024)
     password_hash_queue: int = Field(default=PASSWORD_HASH_QUEUE, ge=0, le=100_000)
 
-    @field_validator("login_rate_limit", "login_ip_rate_limit", "register_rate_limit")
+    @field_validator(
+        "login_rate_limit", "login_ip_rate_limit", "register_rate_limit", "lookup_rate_limit"
+    )
     @classmethod
     def _valid_rate_limit(cls, value: str) -> str:
         parse(value)  # raises ValueError on a malformed limit

@@ -27,7 +27,7 @@ from src.auth.exceptions import (
 )
 from src.auth.jwt import decode_access_token
 from src.auth.models import User, UserRole
-from src.auth.ratelimit import Attempts, attempts
+from src.auth.ratelimit import Attempts, attempts, throttle
 from src.auth.schemas import LoginIn, RefreshIn
 from src.auth.state import AuthState, auth_state
 from src.dependencies import SessionDep
@@ -61,15 +61,19 @@ async def optional_user(
     """The caller, or None without an Authorization header; any bad token is 401 INVALID_TOKEN.
 
     The user is loaded on every request, so deactivating or deleting an account (or changing its
-    role) takes effect at once, whatever tokens it holds."""
+    role) takes effect at once, whatever tokens it holds; and a token issued before the account's
+    current token generation (logout, password change, deactivation, logout-all) is refused by
+    comparing the loaded row with the token's claim, without another query."""
     if "authorization" not in request.headers:
         return None
     if not token:
         raise InvalidTokenError()
-    user_id = decode_access_token(token, secret=auth.secret, config=auth.config)
-    user = await auth_service.get(session, user_id=user_id)
+    claims = decode_access_token(token, secret=auth.secret, config=auth.config)
+    user = await auth_service.get(session, user_id=claims.user_id)
     if user is None or not user.is_active:
         raise InvalidTokenError("The account of this token no longer exists or is deactivated.")
+    if claims.generation != user.token_generation:
+        raise InvalidTokenError("This access token was ended by a logout or a password change.")
     user_id_var.set(str(user.id))
     return user
 
@@ -165,6 +169,36 @@ async def register_attempts(request: Request, auth: AuthStateDep) -> Attempts:
         per_client=auth.config.register_rate_limit,
         per_account_includes_client=False,
     )
+
+
+def account_lookups(namespace: str) -> Callable[..., Awaitable[None]]:
+    """A dependency counting the caller's look-ups of accounts in ``namespace`` against
+    LOOKUP_RATE_LIMIT; 429 TOO_MANY_ATTEMPTS with Retry-After beyond it.
+
+    Declare it in the route decorator's ``dependencies``, which run before the parameters'
+    dependencies: it counts, in its own transaction, before the request's session is used (on
+    SQLite the request's transaction holds the write lock, which the count would wait for). The
+    caller is the subject of the bearer token, read without the database; a request without a
+    valid token is not counted here, and the caller's dependency refuses it with 401."""
+
+    async def count_lookup(
+        request: Request,
+        auth: AuthStateDep,
+        token: Annotated[str | None, Depends(oauth2_scheme)],
+    ) -> None:
+        if not token:
+            return
+        try:
+            claims = decode_access_token(token, secret=auth.secret, config=auth.config)
+        except InvalidTokenError:
+            return
+        await throttle(
+            auth.rate_limit_storage(request.app.state.sessionmaker),
+            namespace=namespace,
+            limit=auth.config.lookup_rate_limit,
+        ).consume(str(claims.user_id))
+
+    return count_lookup
 
 
 LoginAttempts = Annotated[Attempts, Depends(login_attempts)]

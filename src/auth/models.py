@@ -20,7 +20,10 @@ class UserRole(StrEnum):
 
 
 class User(UUIDPrimaryKey, Timestamps, Base):
-    """An account. ``email`` is stored lower-case, so the unique constraint ignores case."""
+    """An account. ``email`` is stored lower-case, so the unique constraint ignores case.
+
+    ``token_generation`` is copied into every access token; raising it (logout, password change,
+    deactivation, log-out-everywhere) ends every access token issued before, at once."""
 
     __tablename__ = "user"
 
@@ -39,6 +42,7 @@ class User(UUIDPrimaryKey, Timestamps, Base):
         default=UserRole.RESEARCHER,
     )
     is_active: Mapped[bool] = mapped_column(default=True)
+    token_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class RefreshToken(UUIDPrimaryKey, Base):

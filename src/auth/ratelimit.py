@@ -1,4 +1,5 @@
-"""Rate limiting of logins and registrations with `limits`' fixed-window strategy.
+"""Rate limiting of logins, registrations and account look-ups with `limits`' fixed-window
+strategy.
 
 The counters are shared by every process: in Redis when REDIS_URL is set (limits' own async Redis
 storage), else in the ``rate_limit_counter`` table through ``DatabaseStorage``, a `limits` storage
@@ -159,6 +160,30 @@ class Attempts:
             await self.limiter.storage.incr(
                 item.key_for(*identifiers), item.get_expiry(), amount=-1
             )
+
+
+@dataclass
+class Throttle:
+    """A per-caller limit on one kind of request, every request counted (look-ups of accounts by
+    email or text, which would otherwise tell a caller who has an account, at any speed)."""
+
+    limiter: FixedWindowRateLimiter
+    namespace: str
+    limit: RateLimitItem
+
+    async def consume(self, caller: str) -> None:
+        """Count one request of ``caller``; refuse past the limit."""
+        identifiers = (self.namespace, "caller", caller)
+        if await self.limiter.hit(self.limit, *identifiers):
+            return
+        stats = await self.limiter.get_window_stats(self.limit, *identifiers)
+        raise TooManyAttemptsError(retry_after=stats.reset_time - time.time())
+
+
+def throttle(storage: Storage, *, namespace: str, limit: str) -> Throttle:
+    return Throttle(
+        limiter=FixedWindowRateLimiter(storage), namespace=namespace, limit=parse(limit)
+    )
 
 
 def attempts(

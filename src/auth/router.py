@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from src.auth import service as auth_service
 from src.auth.constants import AuthErrorCode
@@ -21,6 +21,7 @@ from src.auth.dependencies import (
     RequiredRefreshToken,
     SessionmakerDep,
     UserById,
+    account_lookups,
 )
 from src.auth.exceptions import (
     EmailTakenError,
@@ -176,8 +177,22 @@ async def logout(
     auth: AuthStateDep,
     response: Response,
 ) -> None:
-    """Revoke this session's refresh token (body or cookie) and clear the cookie."""
+    """Revoke this session's refresh token (body or cookie) and end the caller's access tokens."""
     await auth_service.logout(session, user=user, token=refresh_token)
+    clear_refresh_cookie(response, auth.config)
+
+
+@router.post(
+    "/logout-all",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(InvalidTokenError, descriptions=INVALID_TOKEN),
+)
+async def logout_all(
+    user: CurrentUser, session: SessionDep, auth: AuthStateDep, response: Response
+) -> None:
+    """End every session of the caller: all refresh tokens and all access tokens, at once."""
+    await auth_service.logout_all(session, user=user)
     clear_refresh_cookie(response, auth.config)
 
 
@@ -217,7 +232,7 @@ async def update_me(data: MeUpdate, user: CurrentUser, session: SessionDep) -> U
 async def change_password(
     data: PasswordChange, user: ReleasedUser, session: SessionDep, auth: AuthStateDep
 ) -> None:
-    """Change the caller's password; every refresh token of the account is revoked."""
+    """Change the caller's password; every refresh and access token of the account ends."""
     await auth_service.change_password(session, user=user, data=data, passwords=auth.passwords)
 
 
@@ -225,13 +240,18 @@ async def change_password(
     "/users",
     response_model=Paginated[UserRead],
     responses=error_responses(
-        InvalidTokenError, ForbiddenError, MalformedRequestError, descriptions=INVALID_TOKEN
+        InvalidTokenError,
+        ForbiddenError,
+        MalformedRequestError,
+        TooManyAttemptsError,
+        descriptions=INVALID_TOKEN,
     ),
+    dependencies=[Depends(account_lookups("users"))],
 )
 async def list_users(
     query: Annotated[UserQuery, Query()], page: PageDep, _: AdminUser, session: SessionDep
 ) -> PageOf[User]:
-    """Admin: a page of users, filtered by ``q`` (email or name) and ``role``."""
+    """Admin: a page of users, filtered by ``q`` (email or name) and ``role``; throttled."""
     return await auth_service.list_users(session, query=query, page=page)
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from src.auth.constants import REFRESH_TOKEN_BYTES
 from src.auth.deferred import Deferred
@@ -158,7 +159,13 @@ async def _issue_tokens(
     )
     session.add(stored)
     await session.flush()
-    access = encode_access_token(user_id=user.id, secret=auth.secret, config=auth.config, now=now)
+    access = encode_access_token(
+        user_id=user.id,
+        secret=auth.secret,
+        config=auth.config,
+        generation=user.token_generation,
+        now=now,
+    )
     pair = TokenPair(
         access_token=access,
         refresh_token=raw,
@@ -256,6 +263,30 @@ async def revoke_all(session: AsyncSession, *, user_id: uuid.UUID) -> None:
     )
 
 
+async def end_access_tokens(session: AsyncSession, *, user: User) -> None:
+    """End every access token of ``user`` issued so far: raise their token generation.
+
+    One atomic ``UPDATE ... SET token_generation = token_generation + 1``, so concurrent calls
+    each count; it also takes the user's row lock until the request commits, which a concurrent
+    ``refresh`` waits for (see there). Call it before revoking refresh tokens in the same
+    transaction, so that revocation sees what a refresh that held the lock committed."""
+    generation = await session.scalar(
+        update(User)
+        .where(User.id == user.id)
+        .values(token_generation=User.token_generation + 1)
+        .returning(User.token_generation)
+        .execution_options(synchronize_session=False)
+    )
+    if generation is not None:
+        set_committed_value(user, "token_generation", generation)
+
+
+async def end_all_sessions(session: AsyncSession, *, user: User) -> None:
+    """Every refresh token and every access token of ``user`` stop working."""
+    await end_access_tokens(session, user=user)
+    await revoke_all(session, user_id=user.id)
+
+
 async def refresh(
     session: AsyncSession, *, token: str, auth: AuthState, deferred: Deferred
 ) -> TokenPair:
@@ -274,7 +305,13 @@ async def refresh(
         raise InvalidRefreshTokenError()
     if stored.expires_at <= now:
         raise InvalidRefreshTokenError()
-    user = await get(session, user_id=stored.user_id)
+    # Locked (FOR NO KEY UPDATE on PostgreSQL, the lock an UPDATE takes), so a logout or password
+    # change of this user (which raises the token generation first) waits for this rotation to
+    # commit and then revokes its new token too, or this rotation waits for it and finds its token
+    # revoked: an ended session never keeps a live token.
+    user = await session.get(
+        User, stored.user_id, with_for_update={"key_share": True}, populate_existing=True
+    )
     if user is None:
         raise InvalidRefreshTokenError()
     if not user.is_active:
@@ -299,7 +336,13 @@ async def refresh(
 
 
 async def logout(session: AsyncSession, *, user: User, token: str | None) -> None:
-    """Revoke the session (token family) the caller's refresh token belongs to, if it is theirs."""
+    """End the caller's access tokens and revoke the session (token family) the refresh token
+    belongs to, if it is theirs.
+
+    Access tokens carry no session, so all of the user's access tokens end (the token generation
+    is per user): the user's other sessions keep their refresh tokens and get a new access token
+    on their next refresh."""
+    await end_access_tokens(session, user=user)
     if token is None:
         return
     family_id = await session.scalar(
@@ -312,6 +355,11 @@ async def logout(session: AsyncSession, *, user: User, token: str | None) -> Non
         await revoke_family(session, family_id=family_id)
 
 
+async def logout_all(session: AsyncSession, *, user: User) -> None:
+    """End every session of the caller: all refresh tokens and all access tokens."""
+    await end_all_sessions(session, user=user)
+
+
 async def update_me(session: AsyncSession, *, user: User, data: MeUpdate) -> User:
     user.full_name = data.full_name
     await session.flush()
@@ -321,7 +369,7 @@ async def update_me(session: AsyncSession, *, user: User, data: MeUpdate) -> Use
 async def change_password(
     session: AsyncSession, *, user: User, data: PasswordChange, passwords: PasswordHasher
 ) -> None:
-    """Set a new password and sign out every session of the user (refresh tokens revoked).
+    """Set a new password and sign out every session of the user (refresh and access tokens).
 
     The caller must hold no transaction in ``session`` (the route's ``ReleasedUser`` ends the
     one that loaded the user): both hashes run with no connection held, and the writes start a
@@ -334,7 +382,7 @@ async def change_password(
     new_hash = await passwords.hash(data.new_password)
     if not await _replace_hash(session, user=user, old=current_hash, new=new_hash):
         raise WrongPasswordError()  # changed by another request since it was verified
-    await revoke_all(session, user_id=user.id)
+    await end_all_sessions(session, user=user)
     await session.flush()
 
 
@@ -354,7 +402,8 @@ async def list_users(session: AsyncSession, *, query: UserQuery, page: Page) -> 
 async def admin_update(
     session: AsyncSession, *, user: User, data: UserAdminUpdate, actor: User
 ) -> User:
-    """Change a user's role or active flag; deactivation also revokes their refresh tokens."""
+    """Change a user's role or active flag; deactivation also ends their refresh and access
+    tokens (so reactivating the account does not bring its old tokens back)."""
     if user.id == actor.id and (
         (data.role is not None and data.role != UserRole.ADMIN) or data.is_active is False
     ):
@@ -364,6 +413,6 @@ async def admin_update(
     if data.is_active is not None:
         user.is_active = data.is_active
         if not data.is_active:
-            await revoke_all(session, user_id=user.id)
+            await end_all_sessions(session, user=user)
     await session.flush()
     return user

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from src.auth.dependencies import CurrentUser, OptionalUser
+from src.auth.dependencies import CurrentUser, OptionalUser, account_lookups
 from src.dependencies import SessionDep
 from src.study import service, visibility
 from src.study.config import StudyConfig
@@ -70,6 +70,10 @@ def _requiring(
 
     return dependency
 
+
+# Adding a member finds an account by email: counted per caller (a route decorator's dependency,
+# so it runs before the study is loaded; see account_lookups).
+MEMBER_LOOKUPS = Depends(account_lookups("member"))
 
 StudyDep = Annotated[StudyView, Depends(visible_study)]
 # Members of the study, reviewers and admins: the study's working views (readiness, events).

@@ -12,13 +12,14 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from src.auth.dependencies import CurrentUser, OptionalUser
-from src.auth.exceptions import InvalidTokenError
+from src.auth.exceptions import InvalidTokenError, TooManyAttemptsError
 from src.dependencies import PageDep, SessionDep, StorageDep
 from src.exceptions import error_responses
 from src.schemas import PageOf, Paginated
 from src.study import readiness, service, visibility
 from src.study.constants import StudyStatus
 from src.study.dependencies import (
+    MEMBER_LOOKUPS,
     DraftForEditor,
     EditableSample,
     OwnedStudy,
@@ -239,12 +240,14 @@ async def study_members(view: TeamStudy, session: SessionDep) -> list[StudyMembe
         *GUARDED,
         UserNotFoundError,
         OwnerNotMemberError,
+        TooManyAttemptsError,
     ),
+    dependencies=[MEMBER_LOOKUPS],
 )
 async def set_study_member(
     data: MemberIn, view: OwnedStudy, user: CurrentUser, session: SessionDep
 ) -> StudyMember:
-    """Add a member by email, or change their role."""
+    """Add a member by email, or change their role; look-ups are throttled per caller."""
     return await service.set_member(
         session, study=view.study, email=str(data.email), role=data.role, actor=user
     )

@@ -439,7 +439,8 @@ async def set_member(
     session: AsyncSession, *, study: Study, email: str, role: MemberRole, actor: User
 ) -> StudyMember:
     user = await auth_service.get_by_email(session, email=email)
-    if user is None:
+    # A deactivated account cannot take part, and answering for it would tell it exists.
+    if user is None or not user.is_active:
         raise UserNotFoundError
     if user.id == study.owner_id:
         raise OwnerNotMemberError

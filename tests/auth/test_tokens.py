@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.config import AuthConfig
 from src.auth.exceptions import InvalidTokenError
-from src.auth.jwt import decode_access_token, encode_access_token
+from src.auth.jwt import AccessClaims, decode_access_token, encode_access_token
 from src.config import Settings
 from tests.auth.conftest import make_config
 from tests.auth.helpers import AUTH, assert_error
@@ -45,12 +45,15 @@ class TestEncodeDecode:
     def test_round_trip_carries_every_claim(self) -> None:
         config = make_config()
         user_id = uuid.uuid4()
-        token = encode_access_token(user_id=user_id, secret="s" * 40, config=config)
-        assert decode_access_token(token, secret="s" * 40, config=config) == user_id
+        token = encode_access_token(user_id=user_id, secret="s" * 40, config=config, generation=7)
+        assert decode_access_token(token, secret="s" * 40, config=config) == AccessClaims(
+            user_id=user_id, generation=7
+        )
         header = jwt.get_unverified_header(token)
         claims = jwt.decode(token, options={"verify_signature": False})
         assert header["alg"] == "HS256"
-        assert set(claims) == {"sub", "exp", "iat", "jti", "iss", "aud"}
+        assert set(claims) == {"sub", "exp", "iat", "jti", "iss", "aud", "gen"}
+        assert claims["gen"] == 7
         assert claims["exp"] - claims["iat"] == 15 * 60
         assert (claims["iss"], claims["aud"]) == ("mosaic", "mosaic-api")
 
@@ -89,14 +92,53 @@ class TestEncodeDecode:
             decode_access_token(token, secret="s" * 40, config=config)
 
 
+class TestGenerationClaim:
+    """``gen``: the account's token generation at issue; tokens from before the claim are 0."""
+
+    def test_a_token_without_the_claim_is_generation_0(self) -> None:
+        config = make_config()
+        user_id = uuid.uuid4()
+        legacy = jwt.encode(claims_for(user_id, config), "s" * 40, algorithm="HS256")
+        claims = decode_access_token(legacy, secret="s" * 40, config=config)
+        assert claims == AccessClaims(user_id=user_id, generation=0)
+
+    @pytest.mark.parametrize("generation", [-1, "1", 1.0, True, None, [1]])
+    def test_a_claim_that_is_not_a_non_negative_integer_is_refused(self, generation: Any) -> None:
+        config = make_config()
+        claims = claims_for(uuid.uuid4(), config)
+        claims["gen"] = generation
+        token = jwt.encode(claims, "s" * 40, algorithm="HS256")
+        with pytest.raises(InvalidTokenError):
+            decode_access_token(token, secret="s" * 40, config=config)
+
+
+# Forged kinds that differ from a genuine token of the account (at generation 1) in claims only.
+CLAIM_CHANGES: dict[str, dict[str, Any]] = {
+    "wrong audience": {"aud": "other-api"},
+    "wrong issuer": {"iss": "someone-else"},
+    "subject not a uuid": {"sub": "admin"},
+    "generation older": {"gen": 0},
+    "generation newer": {"gen": 2},
+    "generation missing": {"gen": None},  # read as 0
+}
+
+
 class TestForgedTokens:
     @pytest.fixture
     async def user_id(self, session: AsyncSession) -> uuid.UUID:
-        return (await create_user(session)).id
+        user = await create_user(session)
+        user.token_generation = 1  # the account logged out once
+        await session.flush()
+        return user.id
 
     def forged(self, kind: str, user_id: uuid.UUID, secret: str) -> str:
         config = AuthConfig()
-        claims = claims_for(user_id, config)
+
+        def claims_of(subject: uuid.UUID, **changes: Any) -> dict[str, Any]:
+            # The account is at generation 1: only the "generation" kinds get another one.
+            return claims_for(subject, config, **{"gen": 1, **changes})
+
+        claims = claims_of(user_id)
         if kind == "wrong signature":
             return jwt.encode(claims, "another-secret-" + "x" * 40, algorithm="HS256")
         if kind == "alg none":
@@ -107,21 +149,17 @@ class TestForgedTokens:
             with warnings.catch_warnings():  # the test secret is short for HS512; irrelevant here
                 warnings.simplefilter("ignore")
                 return jwt.encode(claims, secret, algorithm="HS512")
-        if kind == "wrong audience":
-            return jwt.encode(claims_for(user_id, config, aud="other-api"), secret, "HS256")
-        if kind == "wrong issuer":
-            return jwt.encode(claims_for(user_id, config, iss="someone-else"), secret, "HS256")
+        if kind in CLAIM_CHANGES:
+            return jwt.encode(claims_of(user_id, **CLAIM_CHANGES[kind]), secret, "HS256")
         if kind == "expired":
             past = datetime.now(UTC) - timedelta(hours=1)
-            expired = claims_for(user_id, config, iat=past, exp=past + timedelta(minutes=15))
+            expired = claims_of(user_id, iat=past, exp=past + timedelta(minutes=15))
             return jwt.encode(expired, secret, algorithm="HS256")
         if kind.startswith("missing "):
             claim = kind.removeprefix("missing ")
-            return jwt.encode(claims_for(user_id, config, **{claim: None}), secret, "HS256")
-        if kind == "subject not a uuid":
-            return jwt.encode(claims_for(user_id, config, sub="admin"), secret, "HS256")
+            return jwt.encode(claims_of(user_id, **{claim: None}), secret, "HS256")
         if kind == "unknown user":
-            return jwt.encode(claims_for(uuid.uuid4(), config), secret, "HS256")
+            return jwt.encode(claims_of(uuid.uuid4()), secret, "HS256")
         if kind == "garbage":
             return "not.a.jwt"
         raise AssertionError(kind)
@@ -143,6 +181,9 @@ class TestForgedTokens:
             "missing aud",
             "subject not a uuid",
             "unknown user",
+            "generation older",
+            "generation newer",
+            "generation missing",
             "garbage",
         ],
     )

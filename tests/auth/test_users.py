@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.config import Settings
-from tests.auth.helpers import AUTH, assert_error, tokens
+from tests.auth.helpers import AUTH, assert_error, bearer, tokens
 from tests.factories import auth_headers, create_user
 
 
@@ -143,7 +143,10 @@ class TestUpdateUser:
             headers=auth_headers(settings, admin),
         )
         assert reactivated.json()["is_active"] is True
-        assert (await client.get(f"{AUTH}/me", headers=headers)).status_code == 200
+        # Deactivation ended the old tokens for good: reactivating does not bring them back.
+        assert_error(await client.get(f"{AUTH}/me", headers=headers), 401, "INVALID_TOKEN")
+        again = await tokens(client, "ada@example.org")
+        assert (await client.get(f"{AUTH}/me", headers=bearer(again["access_token"]))).is_success
 
     async def test_admin_cannot_demote_or_deactivate_themselves(
         self, client: httpx.AsyncClient, session: AsyncSession, settings: Settings
