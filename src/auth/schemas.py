@@ -25,25 +25,21 @@ from src.auth.constants import (
     REFRESH_TOKEN_MAX_LENGTH,
 )
 from src.auth.models import UserRole
+from src.schemas import Input
+from src.text import OWN_RULE
 
+# A password is never stored as text, only hashed: any character but an unpaired surrogate.
 Password = Annotated[
-    str, StringConstraints(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
+    str, StringConstraints(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH), OWN_RULE
 ]
 # Any length a stored password could have; longer input is refused before hashing.
-PresentedPassword = Annotated[str, StringConstraints(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
-FullName = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True,
-        min_length=1,
-        max_length=FULL_NAME_MAX_LENGTH,
-        pattern=r"^[^\x00-\x1f\x7f]*$",
-    ),
+PresentedPassword = Annotated[
+    str, StringConstraints(min_length=1, max_length=PASSWORD_MAX_LENGTH), OWN_RULE
 ]
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# One line of text, as every Input's strings (src/text.py).
+FullName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=FULL_NAME_MAX_LENGTH)
+]
 
 
 class EmailInput(Input):
@@ -113,15 +109,8 @@ class TokenPair(BaseModel):
 class UserQuery(BaseModel):
     """``GET /users`` filters: ``q`` matches email or name (case-insensitive), ``role`` exact."""
 
-    q: (
-        Annotated[
-            str,
-            StringConstraints(
-                strip_whitespace=True, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$"
-            ),
-        ]
-        | None
-    ) = None
+    # Control characters are refused for every query parameter (src/text.py).
+    q: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
     role: UserRole | None = None
 
 
