@@ -20,13 +20,14 @@ import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.app import create_app
 from src.auth.models import User
 from src.config import Settings
-from src.database import upgrade_database
+from src.database import is_busy, is_invalid_value, upgrade_database
 from tests.factories import auth_headers, create_user
 from tests.lifespan import running
 
@@ -152,3 +153,47 @@ class TestExhaustedPool:
                 assert_busy(written)
                 assert_logged_as_busy(caplog)
                 assert (await client.get(f"{API}/studies")).status_code == 200
+
+
+class _DriverError(Exception):
+    def __init__(self, message: str, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+class TestClassification:
+    @pytest.mark.parametrize(
+        "error",
+        [
+            sa_exc.TimeoutError("QueuePool limit of size 1 overflow 0 reached"),
+            sa_exc.DBAPIError("SELECT 1", {}, _DriverError("too many clients", "53300")),
+            sa_exc.DBAPIError("SELECT 1", {}, _DriverError("deadlock detected", "40P01")),
+            sa_exc.OperationalError("BEGIN IMMEDIATE", {}, _DriverError("database is locked")),
+        ],
+    )
+    def test_busy(self, error: Exception) -> None:
+        assert is_busy(error)
+        assert not is_invalid_value(error)
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            sa_exc.DBAPIError("SELECT 1", {}, _DriverError("invalid byte sequence", "22021")),
+            sa_exc.DataError("SELECT 1", {}, _DriverError("out of range")),
+        ],
+    )
+    def test_invalid_value(self, error: Exception) -> None:
+        assert is_invalid_value(error)
+        assert not is_busy(error)
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            sa_exc.IntegrityError("INSERT", {}, _DriverError("duplicate key", "23505")),
+            sa_exc.OperationalError("SELECT", {}, _DriverError("no such table: x")),
+            ValueError("not a database error"),
+        ],
+    )
+    def test_neither(self, error: Exception) -> None:
+        assert not is_busy(error)
+        assert not is_invalid_value(error)
