@@ -15,7 +15,7 @@ from importlib.resources import files
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -47,6 +47,7 @@ from src.storage import build_storage
 from src.study.config import StudyConfig
 from src.study.router import router as study_router
 from src.study.router import samples_router
+from src.text import text_rule
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,13 @@ EXPOSED_HEADERS = [
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    engine = create_engine(settings.effective_database_url)
+    engine = create_engine(
+        settings.effective_database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout,
+        busy_timeout=settings.database_busy_timeout,
+    )
     storage = build_storage(settings)
     await storage.startup()
     app.state.engine = engine
@@ -236,6 +243,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
         # the VALIDATION_ERROR code themselves).
         responses=error_responses(MalformedRequestError, descriptions={422: None}),
         generate_unique_id_function=operation_id,
+        # The text rule of every query and path parameter (JSON bodies: src/schemas.Input).
+        dependencies=[Depends(text_rule)],
     )
     app.state.settings = settings
     app.state.study_config = StudyConfig()

@@ -17,6 +17,13 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from src.database import (
+    DEFAULT_BUSY_TIMEOUT,
+    DEFAULT_MAX_OVERFLOW,
+    DEFAULT_POOL_SIZE,
+    DEFAULT_POOL_TIMEOUT,
+)
+
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "please-change-me"})
 MIN_SECRET_LENGTH = 32
 
@@ -38,6 +45,12 @@ class Settings(BaseSettings):
 
     environment: Environment = Environment.DEVELOPMENT
     database_url: str = ""
+    # Connections: pool per process, and how long a request waits for the database before it is
+    # answered 503 SERVICE_BUSY (a pooled connection; on SQLite, the write lock).
+    database_pool_size: int = Field(default=DEFAULT_POOL_SIZE, ge=1, le=1000)
+    database_max_overflow: int = Field(default=DEFAULT_MAX_OVERFLOW, ge=0, le=1000)
+    database_pool_timeout: float = Field(default=DEFAULT_POOL_TIMEOUT, gt=0, le=300)
+    database_busy_timeout: float = Field(default=DEFAULT_BUSY_TIMEOUT, ge=0, le=300)
     data_dir: Path = Path("data")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

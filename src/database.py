@@ -4,8 +4,12 @@ Base with a constraint naming convention, and the per-request session dependency
 One request is one transaction: the session dependency commits after the route returns and before
 the response is sent, so a failed commit is reported as a failure, never as success.
 PostgreSQL runs through asyncpg; SQLite through aiosqlite with WAL, foreign keys and a busy
-timeout, and with SQLAlchemy driving BEGIN (IMMEDIATE) itself so savepoints work and concurrent
-writers queue instead of failing.
+timeout, and with SQLAlchemy driving BEGIN itself so savepoints work: IMMEDIATE, so concurrent
+writers queue instead of failing, except for the sessions of requests that only read (GET and
+HEAD), which begin DEFERRED and so never wait for a writer (WAL lets them read meanwhile).
+
+Whatever cannot get the database in time (a locked SQLite file, an exhausted connection pool,
+PostgreSQL out of connections) is ``is_busy``; the error handlers answer it 503 SERVICE_BUSY.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from sqlalchemy import (
     TypeDecorator,
     event,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -47,7 +52,19 @@ NAMING_CONVENTION = {
 
 logger = logging.getLogger(__name__)
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Defaults of the settings DATABASE_POOL_SIZE, DATABASE_MAX_OVERFLOW, DATABASE_POOL_TIMEOUT
+# (seconds a request waits for a pooled connection) and DATABASE_BUSY_TIMEOUT (seconds a SQLite
+# writer waits for the write lock). Short waits: under a flood a request is told "busy" quickly
+# rather than holding its client for half a minute.
+DEFAULT_POOL_SIZE = 10
+DEFAULT_MAX_OVERFLOW = 10
+DEFAULT_POOL_TIMEOUT = 5.0
+DEFAULT_BUSY_TIMEOUT = 10.0
+
+# Methods whose requests only read: their sessions begin DEFERRED on SQLite (see get_session).
+READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
+# The connection option that marks a read-only request's session.
+_READ_ONLY = "mosaic_read_only"
 
 
 def utcnow() -> datetime:
@@ -104,11 +121,47 @@ class Timestamps:
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+# PostgreSQL SQLSTATEs of a database that cannot serve the request now but may soon:
+# too_many_connections, cannot_connect_now, lock_not_available, deadlock_detected,
+# serialization_failure.
+BUSY_SQLSTATES = frozenset({"53300", "57P03", "55P03", "40P01", "40001"})
+# SQLite's SQLITE_BUSY and SQLITE_LOCKED, as the driver words them.
+SQLITE_BUSY_MESSAGES = ("database is locked", "database table is locked")
+
+
+def _sqlstate(error: sa_exc.DBAPIError) -> str:
+    code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return code if isinstance(code, str) else ""
+
+
+def is_busy(error: BaseException) -> bool:
+    """The database could not be had in time: a pool timeout, PostgreSQL out of connections
+    or a lock, SQLite's write lock held past the busy timeout."""
+    if isinstance(error, sa_exc.TimeoutError):
+        return True
+    if not isinstance(error, sa_exc.DBAPIError):
+        return False
+    if _sqlstate(error) in BUSY_SQLSTATES:
+        return True
+    message = str(error.orig)
+    return isinstance(error, sa_exc.OperationalError) and any(
+        busy in message for busy in SQLITE_BUSY_MESSAGES
+    )
+
+
+def is_invalid_value(error: BaseException) -> bool:
+    """The database refused a value as data (SQLSTATE class 22: a NUL or a byte sequence that
+    is not UTF-8 in text, a number out of range); asyncpg reports these as plain DBAPIError."""
+    if isinstance(error, sa_exc.DataError):
+        return True
+    return isinstance(error, sa_exc.DBAPIError) and _sqlstate(error).startswith("22")
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, busy_timeout: float) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Let SQLAlchemy emit BEGIN itself: pysqlite's implicit transactions break savepoints.
@@ -116,7 +169,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
@@ -126,24 +179,42 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # writes later fails at once (SQLITE_BUSY_SNAPSHOT) when another connection wrote in
         # between, instead of waiting. SQLite thus serialises transactions, which suits the
         # embedded default; routes that stream large bodies do not hold a transaction meanwhile.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only request's session begins DEFERRED: it takes no write lock, so reads never
+        # queue behind writers (under WAL a reader sees the last commit and blocks nobody).
+        if connection.get_execution_options().get(_READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """Build the async engine for DATABASE_URL; for SQLite, create the file's folder first."""
+def create_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    max_overflow: int = DEFAULT_MAX_OVERFLOW,
+    pool_timeout: float = DEFAULT_POOL_TIMEOUT,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+) -> AsyncEngine:
+    """Build the async engine for DATABASE_URL; for SQLite, create the file's folder first.
+
+    ``pool_timeout``: seconds a request waits for a pooled connection before it is told busy;
+    ``busy_timeout`` (SQLite): seconds a writer waits for the write lock."""
+    pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo)
-        _configure_sqlite(engine)
+            engine = create_async_engine(url, echo=echo, **pool)
+        else:
+            engine = create_async_engine(url, echo=echo)
+        _configure_sqlite(engine, busy_timeout=busy_timeout)
         return engine
     return create_async_engine(
         url,
         echo=echo,
         pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=10,
+        **pool,
         # asyncpg prepares every statement, and after five runs PostgreSQL may switch to a
         # generic plan that guesses LIKE selectivity: for a search term too short to have a
         # trigram it then scans the whole GIN index (3x a sequential scan). Plan each statement
@@ -179,10 +250,26 @@ async def run_after_commit(session: AsyncSession) -> None:
             logger.exception("after-commit callback failed")
 
 
+def writes_on_read(request: Request) -> None:
+    """Declared as ``dependencies=[Depends(writes_on_read)]`` on a GET or HEAD route that may
+    write (route dependencies run before the session is opened): its session then takes the
+    write lock up front like any other request's."""
+    request.state.writes_on_read = True
+
+
+def read_only(request: Request) -> bool:
+    """Whether the request's session only reads: a GET or HEAD not marked writes_on_read."""
+    return request.method in READ_ONLY_METHODS and not getattr(
+        request.state, "writes_on_read", False
+    )
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session and one transaction per request, committed when the route has returned."""
+    """One session and one transaction per request, committed when the route has returned.
+    A read-only request's transaction begins DEFERRED on SQLite (no write lock)."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
+    options: dict[str, Any] = {_READ_ONLY: True} if read_only(request) else {}
+    async with sessionmaker(execution_options=options) as session:
         try:
             yield session
         except BaseException:

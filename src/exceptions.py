@@ -7,6 +7,7 @@ client only ever parses one error shape.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from http import HTTPStatus
@@ -17,10 +18,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
+from src.database import is_busy, is_invalid_value
 from src.logging import request_id_var
+
+logger = logging.getLogger(__name__)
 
 
 class KernelErrorCode(StrEnum):
@@ -36,6 +41,7 @@ class KernelErrorCode(StrEnum):
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     SERVICE_BUSY = "SERVICE_BUSY"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    INVALID_VALUE = "INVALID_VALUE"
 
 
 class ValidationIssue(BaseModel):
@@ -136,6 +142,15 @@ class ServiceBusyError(AppError):
         self, detail: str | None = None, *, retry_after: int = BUSY_RETRY_AFTER_SECONDS
     ) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+class InvalidValueError(AppError):
+    """A value the database refused to store or compare (a driver DataError): the text rule
+    and the schemas should have refused it first, so it is logged."""
+
+    status_code = 422
+    code = KernelErrorCode.INVALID_VALUE
+    message = "A value of the request cannot be stored."
 
 
 class MalformedJsonError(AppError):
@@ -308,9 +323,29 @@ async def _validation_error_handler(request: Request, exc: Exception) -> JSONRes
     )
 
 
+def _render(error: AppError) -> JSONResponse:
+    return error_response(error.status_code, error.code, error.detail, headers=error.headers)
+
+
+async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A database that cannot be had in time is 503 SERVICE_BUSY, a value it refuses is 422
+    INVALID_VALUE, each logged as a warning naming it; anything else stays a 500."""
+    where = f"{request.method} {request.url.path}"
+    first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if is_busy(exc):
+        logger.warning("busy: %s could not get the database in time: %s", where, first_line)
+        return _render(ServiceBusyError())
+    if is_invalid_value(exc):
+        logger.warning("invalid value: the database refused a value of %s: %s", where, first_line)
+        return _render(InvalidValueError())
+    raise exc
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the one envelope for every kind of failure."""
     app.add_exception_handler(AppError, _app_error_handler)
+    app.add_exception_handler(sa_exc.DBAPIError, _database_error_handler)
+    app.add_exception_handler(sa_exc.TimeoutError, _database_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     # Unexpected exceptions are answered by UnexpectedErrorMiddleware (src/middleware.py).

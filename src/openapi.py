@@ -5,9 +5,10 @@ long as the function keeps its name, so every route has a function of its own (a
 and HEAD included; FastAPI warns about a shared one).
 
 Errors: each route declares the error classes it may raise (``error_responses``), which gives
-each status its examples with their real codes; here every operation's 422 also shows the
-malformed-input codes, and ``ErrorOut.errors`` is typed as a list of any of the item shapes the
-error classes name (``AppError.item``).
+each status its examples with their real codes; here every operation also shows what any
+request may be answered (malformed input and a value the database refuses, 422; a busy
+database, 503 with Retry-After), and ``ErrorOut.errors`` is typed as a list of any of the item
+shapes the error classes name (``AppError.item``).
 
 Security: FastAPI lists the schemes an operation's dependencies use, but not whether the caller
 may leave them out. An operation reached only through schemes marked ``optional = True`` (the
@@ -18,6 +19,7 @@ document says so with an empty ``{}`` alternative in its ``security``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
@@ -30,8 +32,10 @@ from pydantic.json_schema import models_json_schema
 from src.exceptions import (
     AppError,
     ErrorOut,
+    InvalidValueError,
     MalformedJsonError,
     MalformedRequestError,
+    ServiceBusyError,
     error_example,
 )
 
@@ -97,19 +101,32 @@ def _type_error_items(document: dict[str, Any]) -> None:
     }
 
 
-def _malformed_input_examples(operation: dict[str, Any]) -> None:
-    """Any operation may answer 422 VALIDATION_ERROR (and MALFORMED_JSON for a JSON body), also
-    where the route declares a 422 of its own, which replaces the app's declaration."""
-    errors: list[type[AppError]] = [MalformedRequestError]
+# Refusals any operation may answer, whatever its route declares.
+ANYWHERE: tuple[type[AppError], ...] = (MalformedRequestError, InvalidValueError, ServiceBusyError)
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer"},
+    }
+}
+
+
+def _anywhere_examples(operation: dict[str, Any]) -> None:
+    """Any operation may answer 422 VALIDATION_ERROR or INVALID_VALUE (and MALFORMED_JSON for a
+    JSON body) and 503 SERVICE_BUSY, also where the route declares that status itself, which
+    replaces the app's declaration."""
+    errors = list(ANYWHERE)
     if "application/json" in operation.get("requestBody", {}).get("content", {}):
         errors.append(MalformedJsonError)
-    response = operation.get("responses", {}).get("422")
-    if response is None:
-        return
-    content = response.setdefault("content", {}).setdefault("application/json", {})
-    examples = content.setdefault("examples", {})
+    responses = operation.setdefault("responses", {})
     for error in errors:
-        examples.setdefault(str(error.code), error_example(error))
+        phrase = HTTPStatus(error.status_code).phrase
+        response = responses.setdefault(str(error.status_code), {"description": phrase})
+        content = response.setdefault("content", {}).setdefault("application/json", {})
+        content.setdefault("schema", {"$ref": REF_TEMPLATE.format(model=ErrorOut.__name__)})
+        content.setdefault("examples", {}).setdefault(str(error.code), error_example(error))
+        if error is ServiceBusyError:
+            response.setdefault("headers", {}).update(RETRY_AFTER)
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -129,7 +146,7 @@ def install_openapi(app: FastAPI) -> None:
                 security = operation.setdefault("security", [])
                 if {} not in security:
                     security.append({})
-            _malformed_input_examples(operation)
+            _anywhere_examples(operation)
         _type_error_items(document)
         app.openapi_schema = document
         return document

@@ -1,6 +1,7 @@
 """Schemas shared by every module, and the one paging path: ``Page`` (what a list was asked
 for), ``paginate`` (the count and the page's query, run the same way for every list) and
-``Paginated`` (the envelope a list endpoint answers with)."""
+``Paginated`` (the envelope a list endpoint answers with); and ``Input``, the base of every
+request body, which keeps the text rule (src/text.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,29 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypedDict, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from sqlalchemy import Select, func
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from src import text
+
 ItemT = TypeVar("ItemT")
+
+
+class Input(BaseModel):
+    """Base of every JSON request body: unknown fields are refused, and every string in it (in
+    lists and dicts too, keys included) keeps the text rule: one line, no control characters,
+    unless its annotation names ``MULTI_LINE`` or ``OWN_RULE`` (src/text.py). A nested model
+    keeps its own rules (an Input checks itself; a checklist sample is the checklist's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text_rule(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name is not None:
+            text.check_nested(value, text.kind_of(cls.model_fields[info.field_name]))
+        return value
 
 
 class Paginated(BaseModel, Generic[ItemT]):

@@ -209,6 +209,13 @@ class TestErrorResponses:
             if "application/json" in operation.get("requestBody", {}).get("content", {}):
                 assert "MALFORMED_JSON" in codes, (method, path)
 
+    async def test_every_operation_may_answer_busy(self, document: dict[str, Any]) -> None:
+        for (method, path), operation in operations(document).items():
+            response = operation["responses"]["503"]
+            assert "SERVICE_BUSY" in example_codes(response), (method, path)
+            assert "Retry-After" in response["headers"], (method, path)
+            assert "INVALID_VALUE" in example_codes(operation["responses"]["422"]), (method, path)
+
     @pytest.mark.parametrize(
         ("method", "path", "status", "codes"),
         [
@@ -219,7 +226,7 @@ class TestErrorResponses:
                 "GET",
                 "/api/v1/dashboard/timeseries",
                 "422",
-                {"VALIDATION_ERROR", "INVALID_DATE_RANGE", "TOO_MANY_PERIODS"},
+                {"VALIDATION_ERROR", "INVALID_VALUE", "INVALID_DATE_RANGE", "TOO_MANY_PERIODS"},
             ),
             (
                 "PUT",
@@ -227,6 +234,7 @@ class TestErrorResponses:
                 "422",
                 {
                     "VALIDATION_ERROR",
+                    "INVALID_VALUE",
                     "CHECKSUM_MISMATCH",
                     "INVALID_CHECKSUM",
                     "INVALID_FILENAME",

@@ -24,29 +24,26 @@ from src.auth.constants import (
     REFRESH_TOKEN_MAX_LENGTH,
 )
 from src.auth.models import UserRole
+from src.schemas import Input
+from src.text import OWN_RULE
 
 # A password being set. Its rules, length included, are the password policy's
 # (src/auth/password_policy.py), refused as 422 WEAK_PASSWORD naming the reason; the document
-# shows the length bounds all the same.
+# shows the length bounds all the same. A password is never stored as text, only hashed: the
+# text rule refuses nothing in it but an unpaired surrogate.
 NewPassword = Annotated[
     str,
     Field(json_schema_extra={"minLength": PASSWORD_MIN_LENGTH, "maxLength": PASSWORD_MAX_LENGTH}),
+    OWN_RULE,
 ]
 # Any length a stored password could have; longer input is refused before hashing.
-PresentedPassword = Annotated[str, StringConstraints(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
-FullName = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True,
-        min_length=1,
-        max_length=FULL_NAME_MAX_LENGTH,
-        pattern=r"^[^\x00-\x1f\x7f]*$",
-    ),
+PresentedPassword = Annotated[
+    str, StringConstraints(min_length=1, max_length=PASSWORD_MAX_LENGTH), OWN_RULE
 ]
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# One line of text, as every Input's strings (src/text.py).
+FullName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=FULL_NAME_MAX_LENGTH)
+]
 
 
 class EmailInput(Input):
@@ -110,15 +107,8 @@ class TokenPair(BaseModel):
 class UserQuery(BaseModel):
     """``GET /users`` filters: ``q`` matches email or name (case-insensitive), ``role`` exact."""
 
-    q: (
-        Annotated[
-            str,
-            StringConstraints(
-                strip_whitespace=True, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$"
-            ),
-        ]
-        | None
-    ) = None
+    # Control characters are refused for every query parameter (src/text.py).
+    q: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
     role: UserRole | None = None
 
 

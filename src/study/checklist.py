@@ -597,6 +597,7 @@ def _value_text(value: object) -> str | None:
 def _add_attribute(check: SampleCheck, key: str, value: object, report: bool) -> None:
     name = key.strip()
     try:
+        _check_text(name)  # the name is stored too
         text = as_text(value)
         if text is not None:
             _check_text(text)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, computed_field
 
 from src.auth.schemas import UserRef
+from src.schemas import Input
 from src.study.constants import (
     AccessRole,
     FileStatus,
@@ -17,25 +18,19 @@ from src.study.constants import (
     ReviewDecision,
     StudyStatus,
 )
+from src.text import MULTI_LINE
 
-# Text refuses NUL and the other control characters (PostgreSQL cannot store NUL); a multi-line
+# Text keeps the one rule of src/text.py (Input): one line, no control characters; a multi-line
 # field keeps tab and line breaks (\r\n as browsers send it included).
-ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
-MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
-Title = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=300, pattern=ONE_LINE),
-]
-Author = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=300, pattern=ONE_LINE),
-]
-Description = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=20_000, pattern=MULTI_LINE)
-]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Author = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+# Multi-line text: a study's description, a review's comment.
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000), MULTI_LINE]
+Description = LongText
 # A calendar date as the document says: "YYYY-MM-DD" only, never a number read as a timestamp.
 CalendarDate = Annotated[date, Field(strict=True)]
-# Checklist fields arrive as written; src/study/checklist.py checks and normalises them.
+# Checklist fields arrive as written; src/study/checklist.py checks and normalises them (control
+# characters included: INVALID_SAMPLE, as for a sheet's cell), so SampleFields is no Input.
 Cell = Annotated[str, StringConstraints(max_length=4096)] | None
 
 MAX_INLINE_SAMPLES = 5_000
@@ -90,7 +85,7 @@ class SampleUpdate(SampleFields):
     """Fields to change; absent fields keep their value, ``null`` clears an optional one."""
 
 
-class StudyCreate(BaseModel):
+class StudyCreate(Input):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -109,9 +104,7 @@ class StudyCreate(BaseModel):
     samples: list[SampleCreate] | None = Field(default=None, max_length=MAX_INLINE_SAMPLES)
 
 
-class StudyUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StudyUpdate(Input):
     title: Title | None = None
     description: Description | None = None
     authors: list[Author] | None = Field(default=None, max_length=500)
@@ -220,13 +213,9 @@ class Readiness(BaseModel):
     problems: list[ReadinessProblem]
 
 
-class ReviewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReviewIn(Input):
     decision: ReviewDecision
-    comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)] | None = (
-        None
-    )
+    comment: LongText | None = None
 
 
 class EventRead(BaseModel):
@@ -239,9 +228,7 @@ class EventRead(BaseModel):
     detail: dict[str, Any]
 
 
-class MemberIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MemberIn(Input):
     email: EmailStr
     role: MemberRole
 

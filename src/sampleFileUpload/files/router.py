@@ -51,6 +51,7 @@ from src.study.exceptions import (
 )
 from src.study.models import SampleFile
 from src.study.schemas import FileRead
+from src.text import OWN_RULE
 
 files_router = APIRouter(tags=["files"])
 
@@ -126,7 +127,8 @@ async def upload_file(request: Request, receiver: ReceiverDep) -> SampleFile:
 )
 async def put_file(
     request: Request,
-    filename: Annotated[str, Path(description="The file's name, e.g. S1_R1.fastq.gz.")],
+    # Checked by check_filename (INVALID_FILENAME, as on every upload path), not the text rule.
+    filename: Annotated[str, Path(description="The file's name, e.g. S1_R1.fastq.gz."), OWN_RULE],
     receiver: ReceiverDep,
     read: Annotated[str | None, Query(description="single, R1 or R2 (else guessed)")] = None,
     content_md5: Annotated[str | None, Header(alias="Content-MD5")] = None,

@@ -26,6 +26,7 @@ from src.sampleFileUpload.tus.exceptions import (
     TusVersionError,
     UnsupportedChecksumAlgorithmError,
 )
+from src.text import OWN_RULE, TextKind, refused_character
 
 
 async def render_error(request: Request, exc: Exception) -> Response:
@@ -83,6 +84,15 @@ def parse_metadata(header: str | None) -> dict[str, str]:
                 raise InvalidUploadRequestError(
                     f"Upload-Metadata value of {parts[0]!r} is not base64 of UTF-8 text."
                 ) from exc
+        # The text rule (src/text.py), as for any parameter; the file name has its own
+        # (INVALID_FILENAME, as for the other upload paths).
+        kind = OWN_RULE if parts[0] == "filename" else TextKind.LINE
+        problem = refused_character(value, kind)
+        if problem is not None:
+            raise InvalidUploadRequestError(
+                f"Upload-Metadata value of {parts[0]!r}: {problem}.",
+                errors=[{"field": parts[0], "message": problem}],
+            )
         metadata[parts[0]] = value
     return metadata
 

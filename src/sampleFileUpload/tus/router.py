@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from src.auth.dependencies import CurrentUser
 from src.auth.exceptions import InvalidTokenError
+from src.database import writes_on_read
 from src.dependencies import SessionDep, StorageDep
 from src.exceptions import AppError, ServiceUnavailableError, error_responses
 from src.sampleFileUpload.files.dependencies import FilesConfigDep
@@ -272,6 +273,8 @@ tus_router.add_api_route(
 @tus_router.head(
     "/{upload_id}",
     status_code=200,
+    # An expired upload is removed here (410): the session takes the write lock up front.
+    dependencies=[Depends(writes_on_read)],
     response_class=Response,
     responses=_responses(
         200,
