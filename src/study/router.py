@@ -182,11 +182,19 @@ async def study_readiness(view: TeamStudy, session: SessionDep) -> Readiness:
     responses=error_responses(*GUARDED, InvalidTransitionError, StudyIncompleteError),
 )
 async def submit_study(
-    view: StudyForEditor, user: CurrentUser, session: SessionDep, config: StudyConfigDep
+    view: StudyForEditor,
+    user: CurrentUser,
+    session: SessionDep,
+    config: StudyConfigDep,
+    storage: StorageDep,
 ) -> StudyView:
     """Submit a complete draft for review (or publish it when review is not required)."""
     await service.submit(
-        session, study=view.study, actor=user, review_required=config.review_required
+        session,
+        study=view.study,
+        actor=user,
+        review_required=config.review_required,
+        storage=storage,
     )
     return await visibility.refresh_view(session, view=view, user=user)
 
@@ -245,11 +253,16 @@ async def study_members(view: TeamStudy, session: SessionDep) -> list[StudyMembe
     dependencies=[MEMBER_LOOKUPS],
 )
 async def set_study_member(
-    data: MemberIn, view: OwnedStudy, user: CurrentUser, session: SessionDep
+    data: MemberIn, view: OwnedStudy, user: CurrentUser, session: SessionDep, storage: StorageDep
 ) -> StudyMember:
     """Add a member by email, or change their role; look-ups are throttled per caller."""
     return await service.set_member(
-        session, study=view.study, email=str(data.email), role=data.role, actor=user
+        session,
+        study=view.study,
+        email=str(data.email),
+        role=data.role,
+        actor=user,
+        storage=storage,
     )
 
 
@@ -259,10 +272,16 @@ async def set_study_member(
     responses=error_responses(*GUARDED, MemberNotFoundError),
 )
 async def remove_study_member(
-    user_id: uuid.UUID, view: OwnedStudy, user: CurrentUser, session: SessionDep
+    user_id: uuid.UUID,
+    view: OwnedStudy,
+    user: CurrentUser,
+    session: SessionDep,
+    storage: StorageDep,
 ) -> None:
-    """Remove a member from a study."""
-    await service.remove_member(session, study=view.study, user_id=user_id, actor=user)
+    """Remove a member from a study; their unfinished uploads to it end."""
+    await service.remove_member(
+        session, study=view.study, user_id=user_id, actor=user, storage=storage
+    )
 
 
 samples_router = APIRouter(prefix="/studies/{study}/samples", tags=["samples"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -37,6 +38,7 @@ from src.study.constants import (
     ACCESSION_COUNTER,
     ChecklistCode,
     EventAction,
+    FileStatus,
     MemberRole,
     ReviewDecision,
     StudyStatus,
@@ -359,8 +361,10 @@ def _require_status(study: Study, *allowed: StudyStatus) -> None:
 
 
 async def submit(
-    session: AsyncSession, *, study: Study, actor: User, review_required: bool
+    session: AsyncSession, *, study: Study, actor: User, review_required: bool, storage: Storage
 ) -> Study:
+    """Leave draft for review (or publication). An unfinished upload keeps a study from being
+    submitted (readiness); one created while the study was being submitted is ended."""
     _require_status(study, StudyStatus.DRAFT)
     problems = await find_problems(session, study=study)
     if problems:
@@ -383,6 +387,7 @@ async def submit(
             detail={"review": "not required"},
         )
     await session.flush()
+    await end_uploads(session, storage=storage, where=Upload.study_id == study.id)
     return study
 
 
@@ -436,8 +441,16 @@ async def list_members(session: AsyncSession, *, study: Study) -> list[StudyMemb
 
 
 async def set_member(
-    session: AsyncSession, *, study: Study, email: str, role: MemberRole, actor: User
+    session: AsyncSession,
+    *,
+    study: Study,
+    email: str,
+    role: MemberRole,
+    actor: User,
+    storage: Storage,
 ) -> StudyMember:
+    """Add a member or change their role; one made a viewer loses their unfinished uploads."""
+    await _lock_study(session, study)
     user = await auth_service.get_by_email(session, email=email)
     # A deactivated account cannot take part, and answering for it would tell it exists.
     if user is None or not user.is_active:
@@ -459,12 +472,16 @@ async def set_member(
         detail={"user_id": str(user.id), "email": user.email, "role": role.value},
     )
     await session.flush()
+    if role != MemberRole.EDITOR:
+        await _end_members_uploads(session, study=study, user_id=user.id, storage=storage)
     return member
 
 
 async def remove_member(
-    session: AsyncSession, *, study: Study, user_id: uuid.UUID, actor: User
+    session: AsyncSession, *, study: Study, user_id: uuid.UUID, actor: User, storage: Storage
 ) -> None:
+    """Remove a member; their unfinished uploads to the study end with them."""
+    await _lock_study(session, study)
     member = await session.get(StudyMember, (study.id, user_id))
     if member is None:
         raise MemberNotFoundError
@@ -477,6 +494,24 @@ async def remove_member(
         detail={"user_id": str(user_id)},
     )
     await session.flush()
+    await _end_members_uploads(session, study=study, user_id=user_id, storage=storage)
+
+
+async def _lock_study(session: AsyncSession, study: Study) -> None:
+    """Take the study's row lock before a member's role changes. A chunk finishing a member's
+    upload takes it too before re-reading their role, so the two are ordered: either the file
+    was recorded first and stays, or the upload ends here and the chunk finds it gone."""
+    await session.execute(select(Study.id).where(Study.id == study.id).with_for_update())
+
+
+async def _end_members_uploads(
+    session: AsyncSession, *, study: Study, user_id: uuid.UUID, storage: Storage
+) -> None:
+    await end_uploads(
+        session,
+        storage=storage,
+        where=and_(Upload.study_id == study.id, Upload.owner_id == user_id),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -648,6 +683,46 @@ async def delete_samples(
             await storage.abort_state(key, state)
 
     after_commit(session, remove_objects)
+
+
+# ---------------------------------------------------------------------------------------------
+# Resumable uploads that may no longer go on.
+
+
+async def end_uploads(
+    session: AsyncSession, *, storage: Storage, where: ColumnElement[bool]
+) -> int:
+    """End the unfinished resumable uploads matching ``where`` (their uploader lost the right to
+    add files, or the study left draft): their rows and ``uploading`` files go now, their stored
+    bytes once committed. A request still writing one finds it gone and stops (its own bytes
+    go with it). The count ended; finished uploads (their files recorded) are left alone."""
+    uploads = (
+        await session.execute(
+            select(Upload.id, Upload.file_id, Upload.storage_key, Upload.storage_state).where(
+                Upload.finished_at.is_(None), where
+            )
+        )
+    ).all()
+    if not uploads:
+        return 0
+    await session.execute(
+        delete(Upload)
+        .where(Upload.id.in_([upload.id for upload in uploads]))
+        .execution_options(synchronize_session=False)
+    )
+    files = [upload.file_id for upload in uploads if upload.file_id is not None]
+    await session.execute(
+        delete(SampleFile)
+        .where(SampleFile.id.in_(files), SampleFile.status == FileStatus.UPLOADING)
+        .execution_options(synchronize_session=False)
+    )
+    await session.flush()
+    for upload in uploads:
+        if upload.storage_state:
+            after_commit(
+                session, partial(storage.abort_state, upload.storage_key, upload.storage_state)
+            )
+    return len(uploads)
 
 
 def _touch(study: Study) -> None:

@@ -1,9 +1,10 @@
-"""The clean-up task of tus uploads, run beside the app by its lifespan: it finishes *stranded*
-uploads (every byte stored, the file never recorded because the process died in between) once
-the dead process's lease has run out, and removes expired uploads with their unfinished files and
-stored bytes. A finished upload is kept (so HEAD says it is done) until it expires too; then only
-its row goes: its file stays, and it holds no stored bytes of its own. Expired uploads are also
-removed on access (``dependencies.callers_upload``)."""
+"""The clean-up task of tus uploads, run beside the app by its lifespan: it discards unfinished
+uploads that may not go on (their study left draft, or their uploader lost the right to edit
+it), finishes *stranded* uploads (every byte stored, the file never recorded because the process
+died in between) once the dead process's lease has run out, and removes expired uploads with
+their unfinished files and stored bytes. A finished upload is kept (so HEAD says it is done)
+until it expires too; then only its row goes: its file stays, and it holds no stored bytes of
+its own. Expired uploads are also removed on access (``dependencies.callers_upload``)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,19 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from src.auth.models import User
+from src.database import run_after_commit
 from src.exceptions import AppError
 from src.sampleFileUpload.config import FilesConfig
 from src.sampleFileUpload.tus import service
 from src.sampleFileUpload.tus.constants import CLEANUP_BATCH
 from src.sampleFileUpload.tus.exceptions import UploadLockedError
-from src.sampleFileUpload.tus.writer import ChunkWriter, DigestCache, cache_of
+from src.sampleFileUpload.tus.writer import (
+    TARGET_REFUSALS,
+    ChunkWriter,
+    DigestCache,
+    cache_of,
+    discard_upload,
+)
 from src.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -52,6 +60,27 @@ async def remove_expired_uploads(
             return removed
 
 
+async def end_unauthorised_uploads(
+    sessionmaker: async_sessionmaker[AsyncSession], storage: Storage
+) -> int:
+    """Discard unfinished uploads that may not go on, with their unfinished files and stored
+    bytes: their study left draft, or their uploader no longer edits it. That is final (no
+    PATCH would be accepted again), so they are not retried until they expire. Removing a
+    member or submitting a study ends such uploads at once; this catches one created while
+    that happened. The count."""
+    ended = 0
+    while True:
+        async with sessionmaker() as session:
+            uploads = await service.unauthorised_uploads(session, limit=CLEANUP_BATCH)
+            for upload in uploads:
+                await discard_upload(session, storage, upload)
+            await session.commit()
+            await run_after_commit(session)
+        ended += len(uploads)
+        if len(uploads) < CLEANUP_BATCH:
+            return ended
+
+
 async def finish_stranded_uploads(app: FastAPI) -> int:
     """Finish uploads whose last byte was stored but whose file was never recorded (the process
     died in between): each is validated from its stored bytes and recorded, as the empty PATCH
@@ -75,6 +104,8 @@ async def finish_stranded_uploads(app: FastAPI) -> int:
                 finished += 1
             except UploadLockedError:
                 pass  # another process is on it
+            except TARGET_REFUSALS as exc:  # discarded by the writer: final, not retried
+                logger.info("stranded upload %s was discarded: %s", upload.id, exc.code)
             except AppError as exc:
                 logger.warning("stranded upload %s was not finished: %s", upload.id, exc.code)
     return finished
@@ -82,9 +113,9 @@ async def finish_stranded_uploads(app: FastAPI) -> int:
 
 @asynccontextmanager
 async def upload_cleanup(app: FastAPI) -> AsyncIterator[None]:
-    """While the app runs: finish stranded uploads every TUS_LEASE_SECONDS (once the lease of
-    the process that died has run out), and remove expired ones every
-    TUS_CLEANUP_INTERVAL_SECONDS. At shutdown, the cached upload states are let go."""
+    """While the app runs: discard uploads that may not go on and finish stranded ones every
+    TUS_LEASE_SECONDS (once the lease of the process that died has run out), and remove expired
+    ones every TUS_CLEANUP_INTERVAL_SECONDS. At shutdown, the cached upload states are let go."""
     config: FilesConfig = app.state.files_config
     interval = config.tus_cleanup_interval_seconds
     if not interval:
@@ -108,6 +139,10 @@ async def upload_cleanup(app: FastAPI) -> AsyncIterator[None]:
         while True:
             await anyio.sleep(period)
             waited += period
+            await run(
+                lambda: end_unauthorised_uploads(app.state.sessionmaker, app.state.storage),
+                "ended unauthorised",
+            )
             await run(lambda: finish_stranded_uploads(app), "finished stranded")
             if waited >= interval:
                 waited = 0.0

@@ -1,8 +1,8 @@
 """Dependencies of the tus routes: an upload of the caller's (404 for unknown or someone
-else's, 410 and clean-up once expired; for HEAD and PATCH the caller must still edit the study
-and the study still be a draft), and the checked target of a new upload (its
-Upload-Length and Upload-Metadata: a draft study the caller edits, an existing sample, an
-allowed file name, read and checksums, room in the caller's quota, a free name)."""
+else's, 410 and clean-up once expired; for HEAD and PATCH of an unfinished upload the caller
+must still edit the study and the study still be a draft), and the checked target of a new
+upload (its Upload-Length and Upload-Metadata: a draft study the caller edits, an existing
+sample, an allowed file name, read and checksums, room in the caller's quota, a free name)."""
 
 from __future__ import annotations
 
@@ -70,10 +70,13 @@ CallersUpload = Annotated[Upload, Depends(callers_upload)]
 
 async def owned_upload(upload: CallersUpload, user: CurrentUser, session: SessionDep) -> Upload:
     """The caller's upload, if they may still add files to its study: 404 when they no longer
-    see the study, 403 when they no longer edit it, 423 when it is no longer a draft. Checked
-    on every HEAD and PATCH, before any byte is read."""
+    see the study, 403 when they no longer edit it, 409 when it is no longer a draft. Checked
+    on every HEAD and PATCH, before any byte is read. A finished upload takes no more bytes:
+    until it expires it answers where it stands (its file) to a caller who still sees the
+    study, whatever became of the study since."""
     view = await visibility.get_view(session, reference=str(upload.study_id), user=user)
-    ensure_editable_draft(view)
+    if upload.finished_at is None:
+        ensure_editable_draft(view)
     return upload
 
 

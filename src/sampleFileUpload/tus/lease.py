@@ -12,9 +12,10 @@ from datetime import datetime
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from src.exceptions import AppError
 from src.sampleFileUpload.files.ingest import TaskGroup
 from src.sampleFileUpload.tus import service
-from src.sampleFileUpload.tus.exceptions import UploadLockedError
+from src.sampleFileUpload.tus.exceptions import UploadLockedError, UploadNotFoundError
 from src.study.models import Upload
 
 
@@ -45,7 +46,8 @@ class Lease:
 
     async def keep(self) -> None:
         """Renew the lease every third of its time, until the request lets it go; a renewal
-        that finds the lease gone (another request took over) stops the request."""
+        that finds the lease gone (another request took over, or the upload was ended) stops
+        the request."""
         while True:
             await anyio.sleep(self.seconds / 3)
             with anyio.CancelScope(shield=True):
@@ -59,9 +61,11 @@ class Lease:
                             token=self.token,
                             seconds=self.seconds,
                         )
+                        if not renewed:
+                            lost = await lost_lease(session, self.upload_id)
                         await session.commit()
             if not renewed:
-                raise UploadLockedError("The upload was taken over by another request.")
+                raise lost
 
     @asynccontextmanager
     async def recording(self, *, ends: bool) -> AsyncIterator[None]:
@@ -90,6 +94,15 @@ async def renewing(lease: Lease) -> AsyncIterator[None]:
             yield
         finally:
             group.cancel_scope.cancel()
+
+
+async def lost_lease(session: AsyncSession, upload_id: uuid.UUID) -> AppError:
+    """Why a request no longer holds its lease: the upload was ended meanwhile (its study or
+    the uploader's access to it changed, or it was abandoned), or another request took it over
+    after the lease ran out."""
+    if await service.upload_exists(session, upload_id=upload_id):
+        return UploadLockedError("The upload was taken over by another request.")
+    return UploadNotFoundError("The upload was ended while this request was writing to it.")
 
 
 def leased(upload: Upload, now: datetime) -> bool:

@@ -20,6 +20,7 @@ from src.sampleFileUpload.files.service import apply_ingested, file_added, new_f
 from src.study.constants import FileStatus, ReadKind
 from src.study.exceptions import SampleNotFoundError
 from src.study.models import Sample, SampleFile, Upload
+from src.study.permissions import edits_draft
 from src.study.visibility import StudyView
 
 
@@ -188,14 +189,25 @@ async def complete_upload(
 async def forget_upload(session: AsyncSession, *, upload: Upload) -> None:
     """Delete an upload and its unfinished file record (stored bytes are the caller's); the
     file of a finished upload stays."""
-    await session.execute(delete(Upload).where(Upload.id == upload.id))
-    if upload.file_id is not None:
+    await forget(session, upload_id=upload.id, file_id=upload.file_id)
+
+
+async def forget(session: AsyncSession, *, upload_id: uuid.UUID, file_id: uuid.UUID | None) -> None:
+    """:func:`forget_upload` by ids (an upload row that is gone already is no error)."""
+    await session.execute(
+        delete(Upload).where(Upload.id == upload_id).execution_options(synchronize_session=False)
+    )
+    if file_id is not None:
         await session.execute(
-            delete(SampleFile).where(
-                SampleFile.id == upload.file_id, SampleFile.status == FileStatus.UPLOADING
-            )
+            delete(SampleFile)
+            .where(SampleFile.id == file_id, SampleFile.status == FileStatus.UPLOADING)
+            .execution_options(synchronize_session=False)
         )
     await session.flush()
+
+
+async def upload_exists(session: AsyncSession, *, upload_id: uuid.UUID) -> bool:
+    return await session.scalar(select(Upload.id).where(Upload.id == upload_id)) is not None
 
 
 async def expired_uploads(session: AsyncSession, *, limit: int) -> Sequence[Upload]:
@@ -226,6 +238,18 @@ async def stranded_uploads(session: AsyncSession, *, limit: int) -> Sequence[Upl
             or_(Upload.lease_token.is_(None), Upload.lease_expires_at < now),
         )
         .order_by(Upload.updated_at)
+        .limit(limit)
+    )
+    return result.all()
+
+
+async def unauthorised_uploads(session: AsyncSession, *, limit: int) -> Sequence[Upload]:
+    """Unfinished uploads that may not go on: their study is no longer a draft, or their
+    uploader no longer edits it (the rule of every HEAD and PATCH, in SQL), oldest first."""
+    result = await session.scalars(
+        select(Upload)
+        .where(Upload.finished_at.is_(None), ~edits_draft(Upload.owner_id, Upload.study_id))
+        .order_by(Upload.created_at)
         .limit(limit)
     )
     return result.all()

@@ -27,7 +27,7 @@ from fastapi import FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from src.auth.models import User
-from src.database import after_commit, run_after_commit, utcnow
+from src.database import after_commit, utcnow
 from src.exceptions import AppError
 from src.sampleFileUpload.config import FilesConfig
 from src.sampleFileUpload.files import service as files_service
@@ -49,7 +49,7 @@ from src.sampleFileUpload.tus.exceptions import (
     UploadLockedError,
     UploadNotFoundError,
 )
-from src.sampleFileUpload.tus.lease import Lease, renewing
+from src.sampleFileUpload.tus.lease import Lease, lost_lease, renewing
 from src.sampleFileUpload.tus.protocol import (
     ChunkChecksum,
     ChunkResult,
@@ -58,10 +58,19 @@ from src.sampleFileUpload.tus.protocol import (
 )
 from src.sampleFileUpload.tus.schemas import ChunkRequest, UploadTarget
 from src.storage import ResumableWriter, Storage, WriterBusyError
-from src.study.exceptions import ForbiddenError, SampleNotFoundError, StudyLockedError
+from src.study.exceptions import (
+    ForbiddenError,
+    SampleNotFoundError,
+    StudyLockedError,
+    StudyNotFoundError,
+)
 from src.study.models import SampleFile, Upload
 
 logger = logging.getLogger(__name__)
+
+# What the re-checks before and while a finished file is recorded may answer: the study is gone
+# or no longer seen, the caller no longer edits it, it is no longer a draft, the sample is gone.
+TARGET_REFUSALS = (StudyNotFoundError, ForbiddenError, StudyLockedError, SampleNotFoundError)
 
 
 class DigestCache:
@@ -149,6 +158,7 @@ class ChunkWriter:
         self.user = user
         self.upload = upload
         self.upload_id = upload.id
+        self.file_id = upload.file_id
         self.length = upload.length
         self.key = upload.storage_key
         self.state: dict[str, Any] = dict(upload.storage_state)
@@ -248,6 +258,9 @@ class ChunkWriter:
         try:
             async with renewing(lease):
                 return await self._write(body, checksum, lease)
+        except UploadNotFoundError:
+            await self._ended_meanwhile()
+            raise
         except BaseException:
             await lease.release()
             raise
@@ -331,7 +344,7 @@ class ChunkWriter:
             )
             await self.session.commit()
         if not saved:
-            raise UploadLockedError("The upload was taken over by another request.")
+            raise await lost_lease(self.session, self.upload_id)
         self.offset, self.state = digest.size, state
         if not final:
             self.cache.put(self.upload_id, digest.size, str(state.get("token", "")), digest)
@@ -340,55 +353,78 @@ class ChunkWriter:
     async def finish(
         self, writer: ResumableWriter | None, digest: FileDigest, lease: Lease
     ) -> ChunkResult:
-        """Validate, check the declared checksums, commit the object, record the file."""
+        """Validate, check the declared checksums and that the caller may still add the file,
+        commit the object, record the file (checking again, under the study's lock). A refusal
+        keeps nothing: no object is committed for a caller who lost access or a study that left
+        draft, and one committed meanwhile is removed."""
         upload = self.upload
         ingested = await digest.finish()
         try:
             check_declared(ingested, md5=upload.declared_md5, sha256=upload.declared_sha256)
+            await self._recheck_target()
         except AppError:
-            with anyio.CancelScope(shield=True):
-                if writer is not None:
-                    await writer.abort()
-                async with lease.recording(ends=True):
-                    await self.session.rollback()
-                    await discard_upload(self.session, self.storage, upload)
-                    await self.session.commit()
-                await run_after_commit(self.session)
+            await self._give_up(writer, lease)
             raise
         if writer is not None:
             await writer.commit()
         expires_at = self._expiry()
-        async with lease.recording(ends=True):
-            file = await self._record_file(ingested, expires_at)
+        try:
+            async with lease.recording(ends=True):
+                file = await self._record_file(ingested, expires_at)
+        except TARGET_REFUSALS:
+            await self._give_up(None, lease)
+            raise
         return ChunkResult(offset=self.length, expires_at=expires_at, file_id=file.id)
 
-    async def _record_file(self, ingested: Ingested, expires_at: datetime) -> SampleFile:
-        """Record the finished file, if the caller may still add it to the sample; otherwise
-        the stored object and the upload go."""
+    async def _recheck_target(self) -> None:
+        """Raise TARGET_REFUSALS unless the caller may still add the file to its sample."""
         upload = self.upload
-        try:
-            view, sample = await files_service.recheck_target(
-                self.session, study_id=upload.study_id, sample_pk=upload.sample_pk, user=self.user
-            )
-            file = await service.complete_upload(
-                self.session,
-                upload=upload,
-                view=view,
-                sample=sample,
-                user=self.user,
-                ingested=ingested,
-                expires_at=expires_at,
-            )
-            await self.session.commit()
-        except (ForbiddenError, StudyLockedError, SampleNotFoundError):
-            with anyio.CancelScope(shield=True):
-                await self.session.rollback()
-                await self.storage.delete(self.key)
-                await discard_upload(self.session, self.storage, upload)
-                await self.session.commit()
-                await run_after_commit(self.session)
-            raise
+        await files_service.recheck_target(
+            self.session, study_id=upload.study_id, sample_pk=upload.sample_pk, user=self.user
+        )
+        await self.session.commit()
+
+    async def _record_file(self, ingested: Ingested, expires_at: datetime) -> SampleFile:
+        """Record the finished file, if the caller may still add it to the sample."""
+        upload = self.upload
+        view, sample = await files_service.recheck_target(
+            self.session, study_id=upload.study_id, sample_pk=upload.sample_pk, user=self.user
+        )
+        file = await service.complete_upload(
+            self.session,
+            upload=upload,
+            view=view,
+            sample=sample,
+            user=self.user,
+            ingested=ingested,
+            expires_at=expires_at,
+        )
+        await self.session.commit()
         return file
+
+    async def _give_up(self, writer: ResumableWriter | None, lease: Lease) -> None:
+        """Keep nothing of a refused upload: its bytes (``writer``'s, or the object committed
+        at its key), its row and its unfinished file."""
+        with anyio.CancelScope(shield=True):
+            await self.session.rollback()
+            async with lease.recording(ends=True):
+                await service.forget(self.session, upload_id=self.upload_id, file_id=self.file_id)
+                await self.session.commit()
+            if writer is not None:
+                await writer.abort()
+            await self.storage.delete(self.key)  # committed already (a stranded upload)
+            if self.state:
+                await self.storage.abort_state(self.key, self.state)
+
+    async def _ended_meanwhile(self) -> None:
+        """The upload was ended (its study or the caller's access changed) while this request
+        wrote to it: remove what it wrote since, which the ending could not see."""
+        with anyio.CancelScope(shield=True):
+            try:
+                if self.state:
+                    await self.storage.abort_state(self.key, self.state)
+            except Exception:
+                logger.exception("could not remove the bytes of ended upload %s", self.key)
 
     async def finish_stored(self) -> ChunkResult:
         """Finish an upload whose bytes all arrived but whose file was never recorded (the
@@ -412,6 +448,9 @@ class ChunkWriter:
                 finally:
                     digest.close()
                     await writer.release()
+        except UploadNotFoundError:
+            await self._ended_meanwhile()
+            raise
         except BaseException:
             await lease.release()
             raise
