@@ -29,6 +29,7 @@ from src.auth.models import User
 from src.config import Settings
 from src.database import upgrade_database, utcnow
 from src.sampleFileUpload.config import FilesConfig
+from src.sampleFileUpload.tus import cleanup
 from src.study.models import SampleFile, StorageReservation, Study, Upload
 from tests.factories import auth_headers, create_user
 from tests.lifespan import running
@@ -405,3 +406,24 @@ class TestExpiry:
         assert response.status_code == status, response.text
         # An expired reservation is swept by the user's next reservation.
         assert await reservation_count(session) == (0 if expired else 1)
+
+    async def test_the_periodic_clean_up_deletes_expired_reservations_only(
+        self, app: FastAPI, session: AsyncSession, owner: User
+    ) -> None:
+        # A user who never uploads again never sweeps their own: the clean-up task does.
+        expired, live = uuid.uuid4(), uuid.uuid4()
+        for id_, offset in ((expired, -1), (live, 300)):
+            session.add(
+                StorageReservation(
+                    id=id_,
+                    user_id=owner.id,
+                    bytes=len(DATA),
+                    expires_at=utcnow() + timedelta(seconds=offset),
+                )
+            )
+        await session.commit()
+        removed = await cleanup.remove_expired_uploads_and_reservations(
+            app.state.sessionmaker, app.state.storage
+        )
+        assert removed == 1
+        assert [r.id for r in await session.scalars(select(StorageReservation))] == [live]
