@@ -23,8 +23,8 @@ import anyio.to_thread
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from tusclient.client import TusClient
 from tusclient.uploader import Uploader
 
@@ -46,6 +46,7 @@ from tests.sampleFileUpload.fastq_samples import GOOD_GZ, gz, md5, records, sha2
 from tests.sampleFileUpload.files.test_uploads import stored_objects
 from tests.sampleFileUpload.servers import ApiServer, Seed, seed_database
 from tests.study.factories import add_member, create_study
+from tests.test_busy import add_user, assert_busy, client_of, serving
 
 UPLOADS = "/api/v1/uploads"
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -618,6 +619,50 @@ class TestRefusals:
         assert await session.scalar(select(func.count(SampleFile.id))) == 0
         assert await stored_objects(app.state.storage) == []
         assert (await client.head(location, headers=headers)).status_code == 404
+
+
+class TestBusy:
+    """The suite's database with a pool of one connection, held by the test: every tus request,
+    reading or writing, is 503 SERVICE_BUSY, and still speaks tus."""
+
+    async def test_a_busy_database_is_503_with_tus_resumable(
+        self, scratch_database_url: str, tmp_path: Path
+    ) -> None:
+        async with serving(
+            scratch_database_url,
+            tmp_path / "data",
+            database_pool_size=1,
+            database_max_overflow=0,
+            database_pool_timeout=0.01,
+        ) as app:
+            user = await add_user(app)
+            headers = {**auth_headers(app.state.settings, user), **TUS}
+            engine: AsyncEngine = app.state.engine
+            location = f"{UPLOADS}/{uuid.uuid4()}"
+            async with client_of(app) as client, engine.connect() as held:
+                await held.execute(text("SELECT 1"))
+                created = await client.post(
+                    UPLOADS,
+                    headers={
+                        **headers,
+                        "Upload-Length": "10",
+                        "Upload-Metadata": metadata(
+                            study="MSC000001", sample_id="S1", filename="a.fastq"
+                        ),
+                    },
+                )
+                patched = await client.patch(
+                    location,
+                    headers={**headers, **PATCH_TYPE, "Upload-Offset": "0"},
+                    content=b"@",
+                )
+                head = await client.head(location, headers=headers)
+                deleted = await client.delete(location, headers=headers)
+            for response in (created, patched, deleted):
+                assert_busy(response)
+            assert (head.status_code, head.headers["Retry-After"]) == (503, "2")
+            for response in (created, patched, head, deleted):
+                assert response.headers["tus-resumable"] == "1.0.0"
 
 
 class TestCreationChecks:
