@@ -9,21 +9,25 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from src.app import create_app
 from src.auth.models import RefreshToken, User
-from src.auth.state import AuthState
 from src.config import Settings
-from src.database import create_engine, create_sessionmaker, upgrade_database
+from src.database import create_engine, create_sessionmaker
 from tests.auth.conftest import make_config
-from tests.auth.helpers import AUTH, assert_error, bearer, login, register, tokens
+from tests.auth.helpers import (
+    AUTH,
+    assert_error,
+    bearer,
+    deployed_client,
+    login,
+    register,
+    tokens,
+)
 from tests.factories import DEFAULT_PASSWORD, auth_headers, create_user
-from tests.lifespan import running
 from tests.study.factories import create_study
 
 STUDIES = "/api/v1/studies"
@@ -145,37 +149,31 @@ class TestChangePassword:
 
 
 class TestDeactivation:
+    @pytest.fixture
+    async def admin(self, session: AsyncSession, settings: Settings) -> dict[str, str]:
+        return auth_headers(settings, await create_user(session, role="admin"))
+
+    @pytest.fixture
+    def ada_url(self, ada: User) -> str:
+        return f"{AUTH}/users/{ada.id}"
+
     async def test_ends_access_tokens_for_good(
-        self,
-        client: httpx.AsyncClient,
-        session: AsyncSession,
-        settings: Settings,
-        ada: User,
-        accession: str,
+        self, client: httpx.AsyncClient, admin: dict[str, str], ada_url: str, accession: str
     ) -> None:
-        admin = auth_headers(settings, await create_user(session, role="admin"))
         pair = await tokens(client, "ada@example.org")
-        url = f"{AUTH}/users/{ada.id}"
-        assert (await client.patch(url, json={"is_active": False}, headers=admin)).is_success
+        assert (await client.patch(ada_url, json={"is_active": False}, headers=admin)).is_success
         await assert_ended(client, pair["access_token"], accession)
-        assert (await client.patch(url, json={"is_active": True}, headers=admin)).is_success
+        assert (await client.patch(ada_url, json={"is_active": True}, headers=admin)).is_success
         await assert_ended(client, pair["access_token"], accession)
         assert_error(await refresh(client, pair["refresh_token"]), 401, "INVALID_REFRESH_TOKEN")
         again = await tokens(client, "ada@example.org")
         await assert_works(client, again["access_token"], accession)
 
     async def test_a_role_change_ends_nothing(
-        self,
-        client: httpx.AsyncClient,
-        session: AsyncSession,
-        settings: Settings,
-        ada: User,
-        accession: str,
+        self, client: httpx.AsyncClient, admin: dict[str, str], ada_url: str, accession: str
     ) -> None:
-        admin = auth_headers(settings, await create_user(session, role="admin"))
         pair = await tokens(client, "ada@example.org")
-        url = f"{AUTH}/users/{ada.id}"
-        assert (await client.patch(url, json={"role": "reviewer"}, headers=admin)).is_success
+        assert (await client.patch(ada_url, json={"role": "reviewer"}, headers=admin)).is_success
         await assert_works(client, pair["access_token"], accession)
 
 
@@ -228,22 +226,9 @@ async def deployed(scratch_url: str, tmp_path: Path) -> AsyncIterator[httpx.Asyn
     """The app on its own database with no shared test connection: each request has its own
     connection and transaction, so concurrent requests really run concurrently (PostgreSQL) or
     queue on the write lock (SQLite), as in production."""
-    await anyio.to_thread.run_sync(upgrade_database, scratch_url)
-    settings = Settings(
-        _env_file=None,
-        environment="test",
-        database_url=scratch_url,
-        data_dir=tmp_path / "data",
-        secret_key="test-secret-key-that-is-long-enough-0123456789",
-    )
-    app = create_app(settings)
-    async with running(app):
-        await app.state.auth.close()
-        app.state.auth = AuthState.build(settings, make_config())
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            assert (await register(client, email="ada@example.org")).status_code == 201
-            yield client
+    async with deployed_client(scratch_url, tmp_path / "data", make_config()) as client:
+        assert (await register(client, email="ada@example.org")).status_code == 201
+        yield client
 
 
 async def live_refresh_tokens(url: str) -> int:

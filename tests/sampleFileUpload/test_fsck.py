@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,22 @@ async def key_of(session: AsyncSession, file: SampleFile) -> str:
     key = await session.scalar(select(SampleFile.storage_key).where(SampleFile.id == file.id))
     assert key is not None
     return key
+
+
+StoredFile = Callable[[str], Awaitable[tuple[SampleFile, str]]]
+
+
+@pytest.fixture
+def stored_file(
+    client: httpx.AsyncClient, session: AsyncSession, study: Study, headers: dict[str, str]
+) -> StoredFile:
+    """Stores GOOD_GZ by PUT as the named file of S1: the file and its storage key."""
+
+    async def store(name: str) -> tuple[SampleFile, str]:
+        file = await put_file(client, study, headers, name, GOOD_GZ)
+        return file, await key_of(session, file)
+
+    return store
 
 
 async def put_object(storage: Storage, key: str, data: bytes) -> None:
@@ -209,23 +226,20 @@ class TestOrphans:
     async def test_repair_removes_orphans_only(
         self,
         app: FastAPI,
-        client: httpx.AsyncClient,
         session: AsyncSession,
         storage: Storage,
         study: Study,
-        headers: dict[str, str],
+        stored_file: StoredFile,
     ) -> None:
         """Orphans go; a missing object, a corrupt one and every row stay, reported."""
-        kept = await put_file(client, study, headers, "kept.fastq.gz", GOOD_GZ)
-        corrupt = await put_file(client, study, headers, "corrupt.fastq.gz", GOOD_GZ)
-        missing = await put_file(client, study, headers, "missing.fastq.gz", GOOD_GZ)
+        _, kept_key = await stored_file("kept.fastq.gz")
+        _, corrupt_key = await stored_file("corrupt.fastq.gz")
+        _, missing_key = await stored_file("missing.fastq.gz")
         orphan = orphan_key(study)
         await put_object(storage, orphan, b"orphan")
-        corrupt_key = await key_of(session, corrupt)
         flipped = bytearray(GOOD_GZ)
         flipped[100] ^= 0xFF
         await put_object(storage, corrupt_key, bytes(flipped))
-        missing_key = await key_of(session, missing)
         await storage.delete(missing_key)
         files_before = await session.scalar(select(func.count(SampleFile.id)))
 
@@ -242,7 +256,7 @@ class TestOrphans:
         assert removed == {orphan}
         assert not await storage.exists(orphan)
         assert await read(storage, corrupt_key) == bytes(flipped)
-        assert await read(storage, await key_of(session, kept)) == GOOD_GZ
+        assert await read(storage, kept_key) == GOOD_GZ
         assert await session.scalar(select(func.count(SampleFile.id))) == files_before
 
     async def test_nothing_outside_the_keys_it_makes_is_looked_at(
@@ -258,16 +272,9 @@ class TestOrphans:
 
 class TestRowsAgainstStorage:
     async def test_a_file_whose_object_is_gone_is_reported(
-        self,
-        app: FastAPI,
-        client: httpx.AsyncClient,
-        session: AsyncSession,
-        storage: Storage,
-        study: Study,
-        headers: dict[str, str],
+        self, app: FastAPI, session: AsyncSession, storage: Storage, stored_file: StoredFile
     ) -> None:
-        file = await put_file(client, study, headers, "a.fastq.gz", GOOD_GZ)
-        key = await key_of(session, file)
+        file, key = await stored_file("a.fastq.gz")
         await storage.delete(key)
 
         report = await run(app, repair=True)
@@ -295,16 +302,9 @@ class TestRowsAgainstStorage:
         assert "0 of its 1000 recorded bytes" in report.problems[0].detail
 
     async def test_a_corrupt_object_is_found_by_verify_only(
-        self,
-        app: FastAPI,
-        client: httpx.AsyncClient,
-        session: AsyncSession,
-        storage: Storage,
-        study: Study,
-        headers: dict[str, str],
+        self, app: FastAPI, storage: Storage, stored_file: StoredFile
     ) -> None:
-        file = await put_file(client, study, headers, "a.fastq.gz", GOOD_GZ)
-        key = await key_of(session, file)
+        _, key = await stored_file("a.fastq.gz")
         flipped = bytearray(GOOD_GZ)
         flipped[-20] ^= 0x01  # same size: only re-hashing tells
         await put_object(storage, key, bytes(flipped))
@@ -318,16 +318,9 @@ class TestRowsAgainstStorage:
         assert report.verified == 1
 
     async def test_an_object_of_the_wrong_size_is_reported_without_verify(
-        self,
-        app: FastAPI,
-        client: httpx.AsyncClient,
-        session: AsyncSession,
-        storage: Storage,
-        study: Study,
-        headers: dict[str, str],
+        self, app: FastAPI, storage: Storage, stored_file: StoredFile
     ) -> None:
-        file = await put_file(client, study, headers, "a.fastq.gz", GOOD_GZ)
-        key = await key_of(session, file)
+        _, key = await stored_file("a.fastq.gz")
         await put_object(storage, key, GOOD_GZ[:-1])
 
         report = await run(app)
@@ -429,14 +422,18 @@ async def migrated(scratch_database_url: str) -> str:
     return scratch_database_url
 
 
-async def test_the_command_line(migrated: str, tmp_path: Path) -> None:
-    env = {
+def command_environment(database_url: str, tmp_path: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "ENVIRONMENT": "test",
-        "DATABASE_URL": migrated,
+        "DATABASE_URL": database_url,
         "DATA_DIR": str(tmp_path / "data"),
         "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
     }
+
+
+async def test_the_command_line(migrated: str, tmp_path: Path) -> None:
+    env = command_environment(migrated, tmp_path)
     clean = await anyio.to_thread.run_sync(lambda: fsck_command(env))
     assert clean.returncode == 0, clean.stderr
     assert "clean: no problems found" in clean.stdout
@@ -472,13 +469,7 @@ async def test_the_command_line(migrated: str, tmp_path: Path) -> None:
 
 
 async def test_the_command_line_refuses_what_it_cannot_use(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "ENVIRONMENT": "test",
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'never-migrated.db'}",
-        "DATA_DIR": str(tmp_path / "data"),
-        "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
-    }
+    env = command_environment(f"sqlite+aiosqlite:///{tmp_path / 'never-migrated.db'}", tmp_path)
     unmigrated = await anyio.to_thread.run_sync(lambda: fsck_command(env))
     assert unmigrated.returncode == 2
     assert "fsck cannot run" in unmigrated.stderr

@@ -61,19 +61,18 @@ def metadata(**values: str) -> str:
 settings = backends.settings
 
 
-@pytest.fixture
-async def owner(session: AsyncSession) -> User:
-    return await create_user(session, full_name="Tess Tus")
+async def revoke_access(session: AsyncSession, user: User) -> None:
+    """``user`` is no longer a member of any study (committed), without their uploads ending."""
+    await session.execute(delete(StudyMember).where(StudyMember.user_id == user.id))
+    await session.commit()
 
 
-@pytest.fixture
-def headers(settings: Settings, owner: User) -> dict[str, str]:
-    return {**auth_headers(settings, owner), **TUS}
-
-
-@pytest.fixture
-async def study(session: AsyncSession, owner: User) -> Study:
-    return await create_study(session, owner=owner, samples=1)
+async def leave_draft(session: AsyncSession, study: Study) -> None:
+    """``study`` is in review (committed), without its uploads ending."""
+    await session.execute(
+        update(Study).where(Study.id == study.id).values(status=StudyStatus.IN_REVIEW)
+    )
+    await session.commit()
 
 
 async def create(
@@ -936,8 +935,7 @@ class TestAuthorisationOnEveryRequest:
         headers = {**auth_headers(settings, editor), **TUS}
         location = (await create(client, headers, study, len(GOOD_GZ))).headers["location"]
         assert (await patch(client, location, headers, 0, GOOD_GZ[:100])).status_code == 204
-        await session.execute(delete(StudyMember).where(StudyMember.user_id == editor.id))
-        await session.commit()
+        await revoke_access(session, editor)
         head = await client.head(location, headers=headers)
         assert head.status_code in (403, 404)
         response = await patch(client, location, headers, 100, GOOD_GZ[100:])
@@ -963,10 +961,7 @@ class TestAuthorisationOnEveryRequest:
     ) -> None:
         location = (await create(client, headers, study, len(GOOD_GZ))).headers["location"]
         assert (await patch(client, location, headers, 0, GOOD_GZ[:100])).status_code == 204
-        await session.execute(
-            update(Study).where(Study.id == study.id).values(status=StudyStatus.IN_REVIEW)
-        )
-        await session.commit()
+        await leave_draft(session, study)
         for response in (
             await client.head(location, headers=headers),
             await patch(client, location, headers, 100, GOOD_GZ[100:]),
