@@ -23,8 +23,8 @@ import anyio.to_thread
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from tusclient.client import TusClient
 from tusclient.uploader import Uploader
 
@@ -46,7 +46,7 @@ from tests.sampleFileUpload.fastq_samples import GOOD_GZ, gz, md5, records, sha2
 from tests.sampleFileUpload.files.test_uploads import stored_objects
 from tests.sampleFileUpload.servers import ApiServer, Seed, seed_database
 from tests.study.factories import add_member, create_study
-from tests.test_busy import add_user, assert_busy, client_of, serving
+from tests.test_busy import add_user, assert_busy, client_of, one_connection, pool_held
 
 UPLOADS = "/api/v1/uploads"
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -627,19 +627,11 @@ class TestBusy:
     async def test_a_busy_database_is_503_with_tus_resumable(
         self, scratch_database_url: str, tmp_path: Path
     ) -> None:
-        async with serving(
-            scratch_database_url,
-            tmp_path / "data",
-            database_pool_size=1,
-            database_max_overflow=0,
-            database_pool_timeout=0.01,
-        ) as app:
+        async with one_connection(scratch_database_url, tmp_path / "data") as app:
             user = await add_user(app)
             headers = {**auth_headers(app.state.settings, user), **TUS}
-            engine: AsyncEngine = app.state.engine
             location = f"{UPLOADS}/{uuid.uuid4()}"
-            async with client_of(app) as client, engine.connect() as held:
-                await held.execute(text("SELECT 1"))
+            async with client_of(app) as client, pool_held(app):
                 created = await client.post(
                     UPLOADS,
                     headers={
