@@ -52,6 +52,18 @@ async def assert_works(client: httpx.AsyncClient, access_token: str, accession: 
         assert response.status_code == 200, response.text
 
 
+async def logout(
+    client: httpx.AsyncClient, pair: dict[str, str], *, everywhere: bool = False
+) -> httpx.Response:
+    """Log out the session of ``pair`` (its access and refresh tokens), or with ``everywhere``
+    all the user's sessions."""
+    return await client.post(
+        f"{AUTH}/logout-all" if everywhere else f"{AUTH}/logout",
+        json={"refresh_token": pair["refresh_token"]},
+        headers=bearer(pair["access_token"]),
+    )
+
+
 @pytest.fixture
 async def ada(session: AsyncSession) -> User:
     return await create_user(session, email="ada@example.org")
@@ -68,12 +80,7 @@ class TestLogout:
     ) -> None:
         pair = await tokens(client, "ada@example.org")
         await assert_works(client, pair["access_token"], accession)
-        response = await client.post(
-            f"{AUTH}/logout",
-            json={"refresh_token": pair["refresh_token"]},
-            headers=bearer(pair["access_token"]),
-        )
-        assert response.status_code == 204
+        assert (await logout(client, pair)).status_code == 204
         await assert_ended(client, pair["access_token"], accession)
         assert_error(await refresh(client, pair["refresh_token"]), 401, "INVALID_REFRESH_TOKEN")
         again = await tokens(client, "ada@example.org")
@@ -93,12 +100,7 @@ class TestLogout:
     ) -> None:
         laptop = await tokens(client, "ada@example.org")
         phone = await tokens(client, "ada@example.org")
-        response = await client.post(
-            f"{AUTH}/logout",
-            json={"refresh_token": laptop["refresh_token"]},
-            headers=bearer(laptop["access_token"]),
-        )
-        assert response.status_code == 204
+        assert (await logout(client, laptop)).status_code == 204
         # Access tokens are per user, so the phone's ends too; its refresh token does not.
         await assert_ended(client, phone["access_token"], accession)
         refreshed = await refresh(client, phone["refresh_token"])
@@ -261,14 +263,7 @@ class TestConcurrency:
         pairs = [await tokens(deployed, "ada@example.org") for _ in range(4)]
         # Each logout is authorised by a token issued at the same generation, so all may pass.
         results = await asyncio.gather(
-            *(
-                deployed.post(
-                    f"{AUTH}/logout-all" if n % 2 else f"{AUTH}/logout",
-                    json={"refresh_token": pair["refresh_token"]},
-                    headers=bearer(pair["access_token"]),
-                )
-                for n, pair in enumerate(pairs)
-            )
+            *(logout(deployed, pair, everywhere=bool(n % 2)) for n, pair in enumerate(pairs))
         )
         passed = [r.status_code for r in results if r.status_code == 204]
         assert all(r.status_code in (204, 401) for r in results), [r.text for r in results]
@@ -282,15 +277,11 @@ class TestConcurrency:
         refresh token is revoked by the logout and its new access token is already ended."""
         for n in range(6):
             pair = await tokens(deployed, "ada@example.org")
-            logout, refreshed = await asyncio.gather(
-                deployed.post(
-                    f"{AUTH}/logout-all" if n % 2 else f"{AUTH}/logout",
-                    json={"refresh_token": pair["refresh_token"]},
-                    headers=bearer(pair["access_token"]),
-                ),
+            ended, refreshed = await asyncio.gather(
+                logout(deployed, pair, everywhere=bool(n % 2)),
                 refresh(deployed, pair["refresh_token"]),
             )
-            assert logout.status_code == 204, logout.text
+            assert ended.status_code == 204, ended.text
             assert await live_refresh_tokens(scratch_url) == 0
             if refreshed.status_code == 200:
                 new: dict[str, Any] = refreshed.json()
