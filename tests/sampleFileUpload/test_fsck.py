@@ -134,12 +134,17 @@ def orphan_key(study: Study) -> str:
 
 
 async def tus_upload(
-    client: httpx.AsyncClient, study: Study, headers: dict[str, str], data: bytes, sent: int
+    client: httpx.AsyncClient,
+    study: Study,
+    headers: dict[str, str],
+    data: bytes,
+    sent: int,
+    filename: str = "t.fastq",
 ) -> str:
     """A tus upload of ``data`` with its first ``sent`` bytes written; its location."""
     encoded = ",".join(
         f"{k} {base64.b64encode(v.encode()).decode()}"
-        for k, v in {"study": study.accession, "sample_id": "S1", "filename": "t.fastq"}.items()
+        for k, v in {"study": study.accession, "sample_id": "S1", "filename": filename}.items()
     )
     tus = {**headers, "Tus-Resumable": "1.0.0"}
     created = await client.post(
@@ -177,6 +182,27 @@ class TestClean:
         assert report.clean
         assert (report.objects, report.files, report.uploads, report.verified) == (1, 1, 1, 1)
         assert report.temporary == 1  # the tus upload's data
+
+    async def test_every_row_is_checked_across_pages(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        monkeypatch: pytest.MonkeyPatch,
+        study: Study,
+        headers: dict[str, str],
+        stored_file: StoredFile,
+    ) -> None:
+        """Rows are read in pages by id (here of one row): none is skipped or read twice."""
+        monkeypatch.setattr(fsck, "ROW_PAGE", 1)
+        for name in ("a.fastq.gz", "b.fastq.gz", "c.fastq.gz"):
+            await stored_file(name)
+        for name in ("t1.fastq", "t2.fastq"):
+            await tus_upload(client, study, headers, records(300), 1000, filename=name)
+
+        report = await run(app, later=True, verify=True)
+        assert report.problems == []
+        assert (report.objects, report.files, report.uploads, report.verified) == (3, 3, 2, 3)
+        assert report.temporary == 2
 
 
 class TestOrphans:
