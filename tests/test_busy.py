@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,22 @@ async def serving(url: str, data_dir: Path, **settings: Any) -> AsyncIterator[Fa
     )
     async with running(app):
         yield app
+
+
+def one_connection(url: str, data_dir: Path) -> AbstractAsyncContextManager[FastAPI]:
+    """An app on ``url`` whose pool has one connection and waits for it next to not at all."""
+    return serving(
+        url, data_dir, database_pool_size=1, database_max_overflow=0, database_pool_timeout=0.01
+    )
+
+
+@asynccontextmanager
+async def pool_held(app: FastAPI) -> AsyncIterator[None]:
+    """Meanwhile the test holds the app's one connection."""
+    engine: AsyncEngine = app.state.engine
+    async with engine.connect() as held:
+        await held.execute(text("SELECT 1"))
+        yield
 
 
 async def add_user(app: FastAPI) -> User:
@@ -131,19 +147,11 @@ class TestExhaustedPool:
     async def test_a_request_that_gets_no_connection_is_told_busy(
         self, scratch_database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
     ) -> None:
-        async with serving(
-            scratch_database_url,
-            tmp_path / "data",
-            database_pool_size=1,
-            database_max_overflow=0,
-            database_pool_timeout=0.01,
-        ) as app:
+        async with one_connection(scratch_database_url, tmp_path / "data") as app:
             user = await add_user(app)
             headers = auth_headers(app.state.settings, user)
-            engine: AsyncEngine = app.state.engine
             async with client_of(app) as client:
-                async with engine.connect() as held:
-                    await held.execute(text("SELECT 1"))
+                async with pool_held(app):
                     with caplog.at_level(logging.WARNING):
                         read = await client.get(f"{API}/studies")
                         written = await client.post(

@@ -35,13 +35,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 
 from src.database import utcnow
 from src.sampleFileUpload.config import FilesConfig
@@ -298,30 +299,41 @@ class _FileRow:
     sha256: str | None
 
 
-async def _file_pages(sessions: Sessions, started: datetime) -> AsyncIterator[list[_FileRow]]:
-    """Files that should have an object, recorded before the run began, in pages by id."""
+class _Keyed(Protocol):
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+_Row = TypeVar("_Row", bound=_Keyed)
+
+
+async def _pages(
+    sessions: Sessions,
+    query: Select[*tuple[Any, ...]],
+    key: InstrumentedAttribute[uuid.UUID],
+    make: Callable[..., _Row],
+) -> AsyncIterator[list[_Row]]:
+    """The rows of ``query`` (its first column ``key``) made by ``make``, in pages by ``key``,
+    each page read in a session of its own."""
     after: uuid.UUID | None = None
     while True:
-        query = (
-            select(
-                SampleFile.id,
-                SampleFile.storage_key,
-                SampleFile.size,
-                SampleFile.md5,
-                SampleFile.sha256,
-            )
-            .where(SampleFile.status.in_(STORED_STATUSES), SampleFile.created_at < started)
-            .order_by(SampleFile.id)
-            .limit(ROW_PAGE)
-        )
+        page = query.order_by(key).limit(ROW_PAGE)
         if after is not None:
-            query = query.where(SampleFile.id > after)
+            page = page.where(key > after)
         async with sessions() as session:
-            rows = [_FileRow(*row) for row in await session.execute(query)]
+            rows = [make(*row) for row in await session.execute(page)]
         if not rows:
             return
         yield rows
         after = rows[-1].id
+
+
+def _file_pages(sessions: Sessions, started: datetime) -> AsyncIterator[list[_FileRow]]:
+    """Files that should have an object, recorded before the run began, in pages by id."""
+    query = select(
+        SampleFile.id, SampleFile.storage_key, SampleFile.size, SampleFile.md5, SampleFile.sha256
+    ).where(SampleFile.status.in_(STORED_STATUSES), SampleFile.created_at < started)
+    return _pages(sessions, query, SampleFile.id, _FileRow)
 
 
 async def _check_files(run: _Run, *, verify: bool) -> None:
@@ -400,24 +412,12 @@ class _UploadRow:
     updated_at: datetime
 
 
-async def _upload_pages(sessions: Sessions, started: datetime) -> AsyncIterator[list[_UploadRow]]:
+def _upload_pages(sessions: Sessions, started: datetime) -> AsyncIterator[list[_UploadRow]]:
     """Unfinished uploads not touched since the run began, in pages by id."""
-    after: uuid.UUID | None = None
-    while True:
-        query = (
-            select(Upload.id, Upload.storage_key, Upload.storage_state, Upload.updated_at)
-            .where(Upload.finished_at.is_(None), Upload.updated_at < started)
-            .order_by(Upload.id)
-            .limit(ROW_PAGE)
-        )
-        if after is not None:
-            query = query.where(Upload.id > after)
-        async with sessions() as session:
-            rows = [_UploadRow(*row) for row in await session.execute(query)]
-        if not rows:
-            return
-        yield rows
-        after = rows[-1].id
+    query = select(Upload.id, Upload.storage_key, Upload.storage_state, Upload.updated_at).where(
+        Upload.finished_at.is_(None), Upload.updated_at < started
+    )
+    return _pages(sessions, query, Upload.id, _UploadRow)
 
 
 async def _check_uploads(run: _Run) -> None:

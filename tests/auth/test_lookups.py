@@ -15,16 +15,13 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from src.app import create_app
 from src.auth.config import AuthConfig
 from src.auth.models import User
 from src.auth.state import AuthState
 from src.config import Settings
-from src.database import upgrade_database
 from tests.auth.conftest import flush_redis, make_config
-from tests.auth.helpers import AUTH, assert_error, bearer, register, tokens
+from tests.auth.helpers import AUTH, assert_error, bearer, deployed_client, register, tokens
 from tests.factories import auth_headers, create_user
-from tests.lifespan import running
 from tests.study.factories import create_study
 
 STUDIES = "/api/v1/studies"
@@ -61,6 +58,15 @@ async def add_member(
     )
 
 
+async def owned_study(
+    session: AsyncSession, settings: Settings, **user: Any
+) -> tuple[str, dict[str, str]]:
+    """A new user (``user`` its fields) owning a new study: its accession, their headers."""
+    owner = await create_user(session, **user)
+    study = await create_study(session, owner=owner)
+    return study.accession, auth_headers(settings, owner)
+
+
 def assert_throttled(response: httpx.Response, window_seconds: int) -> None:
     assert_error(response, 429, "TOO_MANY_ATTEMPTS")
     assert 1 <= int(response.headers["retry-after"]) <= window_seconds
@@ -82,23 +88,20 @@ class TestMemberLookups:
         settings: Settings,
     ) -> None:
         limit("3/minute")
-        owner, other_owner = await create_user(session), await create_user(session)
+        accession, headers = await owned_study(session, settings)
+        other_accession, other = await owned_study(session, settings)
         await create_user(session, email="known@example.org")
-        study = await create_study(session, owner=owner)
-        other_study = await create_study(session, owner=other_owner)
-        headers = auth_headers(settings, owner)
         # Known and unknown emails count alike: both are answers of the oracle.
         for email in ("known@example.org", "nobody-1@example.org", "nobody-2@example.org"):
-            response = await add_member(client, study.accession, headers, email)
+            response = await add_member(client, accession, headers, email)
             assert response.status_code in (200, 404), response.text
-        refused = await add_member(client, study.accession, headers, "known@example.org")
+        refused = await add_member(client, accession, headers, "known@example.org")
         assert_throttled(refused, 60)
         # Another caller has a budget of their own.
-        other = auth_headers(settings, other_owner)
-        added = await add_member(client, other_study.accession, other, "known@example.org")
+        added = await add_member(client, other_accession, other, "known@example.org")
         assert added.status_code == 200, added.text
         # Other routes of the throttled caller still work.
-        listed = await client.get(f"{STUDIES}/{study.accession}/members", headers=headers)
+        listed = await client.get(f"{STUDIES}/{accession}/members", headers=headers)
         assert [m["user"]["email"] for m in listed.json()] == ["known@example.org"]
 
     async def test_recovers_after_the_window(
@@ -109,15 +112,13 @@ class TestMemberLookups:
         settings: Settings,
     ) -> None:
         limit("1/2seconds")
-        owner = await create_user(session)
+        accession, headers = await owned_study(session, settings)
         await create_user(session, email="known@example.org")
-        study = await create_study(session, owner=owner)
-        headers = auth_headers(settings, owner)
-        assert (await add_member(client, study.accession, headers, "known@example.org")).is_success
-        refused = await add_member(client, study.accession, headers, "known@example.org")
+        assert (await add_member(client, accession, headers, "known@example.org")).is_success
+        refused = await add_member(client, accession, headers, "known@example.org")
         assert_throttled(refused, 2)
         await anyio.sleep(2.1)
-        assert (await add_member(client, study.accession, headers, "known@example.org")).is_success
+        assert (await add_member(client, accession, headers, "known@example.org")).is_success
 
     async def test_requests_without_a_valid_token_are_401_not_counted(
         self,
@@ -127,21 +128,18 @@ class TestMemberLookups:
         settings: Settings,
     ) -> None:
         limit("1/minute")
-        owner = await create_user(session)
-        study = await create_study(session, owner=owner)
+        accession, _ = await owned_study(session, settings)
         for headers in ({}, bearer("not.a.jwt")):
-            response = await add_member(client, study.accession, headers, "x@example.org")
+            response = await add_member(client, accession, headers, "x@example.org")
             assert_error(response, 401, "INVALID_TOKEN")
 
     async def test_unknown_and_deactivated_accounts_get_the_same_answer(
         self, client: httpx.AsyncClient, session: AsyncSession, settings: Settings
     ) -> None:
-        owner = await create_user(session)
+        accession, headers = await owned_study(session, settings)
         await create_user(session, email="gone@example.org", is_active=False)
-        study = await create_study(session, owner=owner)
-        headers = auth_headers(settings, owner)
-        unknown = await add_member(client, study.accession, headers, "nobody@example.org")
-        deactivated = await add_member(client, study.accession, headers, "gone@example.org")
+        unknown = await add_member(client, accession, headers, "nobody@example.org")
+        deactivated = await add_member(client, accession, headers, "gone@example.org")
         for response in (unknown, deactivated):
             body = assert_error(response, 404, "USER_NOT_FOUND")
             assert set(body) == {"code", "detail", "request_id"}
@@ -151,12 +149,10 @@ class TestMemberLookups:
     async def test_the_answer_is_the_member_as_the_members_list_shows_it(
         self, client: httpx.AsyncClient, session: AsyncSession, settings: Settings
     ) -> None:
-        owner = await create_user(session)
+        accession, headers = await owned_study(session, settings)
         colleague = await create_user(session, email="colleague@example.org", full_name="Col")
-        study = await create_study(session, owner=owner)
-        headers = auth_headers(settings, owner)
-        added = await add_member(client, study.accession, headers, "colleague@example.org")
-        listed = await client.get(f"{STUDIES}/{study.accession}/members", headers=headers)
+        added = await add_member(client, accession, headers, "colleague@example.org")
+        listed = await client.get(f"{STUDIES}/{accession}/members", headers=headers)
         assert listed.json() == [added.json()]
         assert added.json() == {
             "user": {"id": str(colleague.id), "email": "colleague@example.org", "full_name": "Col"},
@@ -191,11 +187,9 @@ class TestUserSearchLookups:
         settings: Settings,
     ) -> None:
         limit("1/minute")
-        admin = await create_user(session, role="admin")
-        study = await create_study(session, owner=admin)
-        headers = auth_headers(settings, admin)
+        accession, headers = await owned_study(session, settings, role="admin")
         assert (await client.get(f"{AUTH}/users", headers=headers)).status_code == 200
-        response = await add_member(client, study.accession, headers, "nobody@example.org")
+        response = await add_member(client, accession, headers, "nobody@example.org")
         assert_error(response, 404, "USER_NOT_FOUND")
 
 
@@ -206,30 +200,18 @@ class TestDeployedProcess:
         """No shared test connection: the count has its own connection and transaction. On
         SQLite, counting after the request's transaction began would wait for that transaction's
         write lock until the busy timeout and fail the request; counting first never waits."""
-        await anyio.to_thread.run_sync(upgrade_database, scratch_url)
-        settings = Settings(
-            _env_file=None,
-            environment="test",
-            database_url=scratch_url,
-            data_dir=tmp_path / "data",
-            secret_key="test-secret-key-that-is-long-enough-0123456789",
-        )
-        app = create_app(settings)
-        async with running(app):
-            await app.state.auth.close()
-            app.state.auth = AuthState.build(settings, make_config(lookup_rate_limit="2/minute"))
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                for email in ("owner@example.org", "known@example.org"):
-                    assert (await register(client, email=email)).status_code == 201
-                headers = bearer((await tokens(client, "owner@example.org"))["access_token"])
-                body: dict[str, Any] = {"title": "Atlas", "description": "d", "authors": ["A"]}
-                created = await client.post(STUDIES, json=body, headers=headers)
-                assert created.status_code == 201, created.text
-                accession = created.json()["accession"]
-                added = await add_member(client, accession, headers, "known@example.org")
-                assert added.status_code == 200, added.text
-                missing = await add_member(client, accession, headers, "nobody@example.org")
-                assert_error(missing, 404, "USER_NOT_FOUND")
-                refused = await add_member(client, accession, headers, "known@example.org")
-                assert_throttled(refused, 60)
+        config = make_config(lookup_rate_limit="2/minute")
+        async with deployed_client(scratch_url, tmp_path / "data", config) as client:
+            for email in ("owner@example.org", "known@example.org"):
+                assert (await register(client, email=email)).status_code == 201
+            headers = bearer((await tokens(client, "owner@example.org"))["access_token"])
+            body: dict[str, Any] = {"title": "Atlas", "description": "d", "authors": ["A"]}
+            created = await client.post(STUDIES, json=body, headers=headers)
+            assert created.status_code == 201, created.text
+            accession = created.json()["accession"]
+            added = await add_member(client, accession, headers, "known@example.org")
+            assert added.status_code == 200, added.text
+            missing = await add_member(client, accession, headers, "nobody@example.org")
+            assert_error(missing, 404, "USER_NOT_FOUND")
+            refused = await add_member(client, accession, headers, "known@example.org")
+            assert_throttled(refused, 60)

@@ -9,21 +9,25 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from src.app import create_app
 from src.auth.models import RefreshToken, User
-from src.auth.state import AuthState
 from src.config import Settings
-from src.database import create_engine, create_sessionmaker, upgrade_database
+from src.database import create_engine, create_sessionmaker
 from tests.auth.conftest import make_config
-from tests.auth.helpers import AUTH, assert_error, bearer, login, register, tokens
+from tests.auth.helpers import (
+    AUTH,
+    assert_error,
+    bearer,
+    deployed_client,
+    login,
+    register,
+    tokens,
+)
 from tests.factories import DEFAULT_PASSWORD, auth_headers, create_user
-from tests.lifespan import running
 from tests.study.factories import create_study
 
 STUDIES = "/api/v1/studies"
@@ -48,6 +52,18 @@ async def assert_works(client: httpx.AsyncClient, access_token: str, accession: 
         assert response.status_code == 200, response.text
 
 
+async def logout(
+    client: httpx.AsyncClient, pair: dict[str, str], *, everywhere: bool = False
+) -> httpx.Response:
+    """Log out the session of ``pair`` (its access and refresh tokens), or with ``everywhere``
+    all the user's sessions."""
+    return await client.post(
+        f"{AUTH}/logout-all" if everywhere else f"{AUTH}/logout",
+        json={"refresh_token": pair["refresh_token"]},
+        headers=bearer(pair["access_token"]),
+    )
+
+
 @pytest.fixture
 async def ada(session: AsyncSession) -> User:
     return await create_user(session, email="ada@example.org")
@@ -64,12 +80,7 @@ class TestLogout:
     ) -> None:
         pair = await tokens(client, "ada@example.org")
         await assert_works(client, pair["access_token"], accession)
-        response = await client.post(
-            f"{AUTH}/logout",
-            json={"refresh_token": pair["refresh_token"]},
-            headers=bearer(pair["access_token"]),
-        )
-        assert response.status_code == 204
+        assert (await logout(client, pair)).status_code == 204
         await assert_ended(client, pair["access_token"], accession)
         assert_error(await refresh(client, pair["refresh_token"]), 401, "INVALID_REFRESH_TOKEN")
         again = await tokens(client, "ada@example.org")
@@ -89,12 +100,7 @@ class TestLogout:
     ) -> None:
         laptop = await tokens(client, "ada@example.org")
         phone = await tokens(client, "ada@example.org")
-        response = await client.post(
-            f"{AUTH}/logout",
-            json={"refresh_token": laptop["refresh_token"]},
-            headers=bearer(laptop["access_token"]),
-        )
-        assert response.status_code == 204
+        assert (await logout(client, laptop)).status_code == 204
         # Access tokens are per user, so the phone's ends too; its refresh token does not.
         await assert_ended(client, phone["access_token"], accession)
         refreshed = await refresh(client, phone["refresh_token"])
@@ -145,37 +151,31 @@ class TestChangePassword:
 
 
 class TestDeactivation:
+    @pytest.fixture
+    async def admin(self, session: AsyncSession, settings: Settings) -> dict[str, str]:
+        return auth_headers(settings, await create_user(session, role="admin"))
+
+    @pytest.fixture
+    def ada_url(self, ada: User) -> str:
+        return f"{AUTH}/users/{ada.id}"
+
     async def test_ends_access_tokens_for_good(
-        self,
-        client: httpx.AsyncClient,
-        session: AsyncSession,
-        settings: Settings,
-        ada: User,
-        accession: str,
+        self, client: httpx.AsyncClient, admin: dict[str, str], ada_url: str, accession: str
     ) -> None:
-        admin = auth_headers(settings, await create_user(session, role="admin"))
         pair = await tokens(client, "ada@example.org")
-        url = f"{AUTH}/users/{ada.id}"
-        assert (await client.patch(url, json={"is_active": False}, headers=admin)).is_success
+        assert (await client.patch(ada_url, json={"is_active": False}, headers=admin)).is_success
         await assert_ended(client, pair["access_token"], accession)
-        assert (await client.patch(url, json={"is_active": True}, headers=admin)).is_success
+        assert (await client.patch(ada_url, json={"is_active": True}, headers=admin)).is_success
         await assert_ended(client, pair["access_token"], accession)
         assert_error(await refresh(client, pair["refresh_token"]), 401, "INVALID_REFRESH_TOKEN")
         again = await tokens(client, "ada@example.org")
         await assert_works(client, again["access_token"], accession)
 
     async def test_a_role_change_ends_nothing(
-        self,
-        client: httpx.AsyncClient,
-        session: AsyncSession,
-        settings: Settings,
-        ada: User,
-        accession: str,
+        self, client: httpx.AsyncClient, admin: dict[str, str], ada_url: str, accession: str
     ) -> None:
-        admin = auth_headers(settings, await create_user(session, role="admin"))
         pair = await tokens(client, "ada@example.org")
-        url = f"{AUTH}/users/{ada.id}"
-        assert (await client.patch(url, json={"role": "reviewer"}, headers=admin)).is_success
+        assert (await client.patch(ada_url, json={"role": "reviewer"}, headers=admin)).is_success
         await assert_works(client, pair["access_token"], accession)
 
 
@@ -228,22 +228,9 @@ async def deployed(scratch_url: str, tmp_path: Path) -> AsyncIterator[httpx.Asyn
     """The app on its own database with no shared test connection: each request has its own
     connection and transaction, so concurrent requests really run concurrently (PostgreSQL) or
     queue on the write lock (SQLite), as in production."""
-    await anyio.to_thread.run_sync(upgrade_database, scratch_url)
-    settings = Settings(
-        _env_file=None,
-        environment="test",
-        database_url=scratch_url,
-        data_dir=tmp_path / "data",
-        secret_key="test-secret-key-that-is-long-enough-0123456789",
-    )
-    app = create_app(settings)
-    async with running(app):
-        await app.state.auth.close()
-        app.state.auth = AuthState.build(settings, make_config())
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            assert (await register(client, email="ada@example.org")).status_code == 201
-            yield client
+    async with deployed_client(scratch_url, tmp_path / "data", make_config()) as client:
+        assert (await register(client, email="ada@example.org")).status_code == 201
+        yield client
 
 
 async def live_refresh_tokens(url: str) -> int:
@@ -276,14 +263,7 @@ class TestConcurrency:
         pairs = [await tokens(deployed, "ada@example.org") for _ in range(4)]
         # Each logout is authorised by a token issued at the same generation, so all may pass.
         results = await asyncio.gather(
-            *(
-                deployed.post(
-                    f"{AUTH}/logout-all" if n % 2 else f"{AUTH}/logout",
-                    json={"refresh_token": pair["refresh_token"]},
-                    headers=bearer(pair["access_token"]),
-                )
-                for n, pair in enumerate(pairs)
-            )
+            *(logout(deployed, pair, everywhere=bool(n % 2)) for n, pair in enumerate(pairs))
         )
         passed = [r.status_code for r in results if r.status_code == 204]
         assert all(r.status_code in (204, 401) for r in results), [r.text for r in results]
@@ -297,15 +277,11 @@ class TestConcurrency:
         refresh token is revoked by the logout and its new access token is already ended."""
         for n in range(6):
             pair = await tokens(deployed, "ada@example.org")
-            logout, refreshed = await asyncio.gather(
-                deployed.post(
-                    f"{AUTH}/logout-all" if n % 2 else f"{AUTH}/logout",
-                    json={"refresh_token": pair["refresh_token"]},
-                    headers=bearer(pair["access_token"]),
-                ),
+            ended, refreshed = await asyncio.gather(
+                logout(deployed, pair, everywhere=bool(n % 2)),
                 refresh(deployed, pair["refresh_token"]),
             )
-            assert logout.status_code == 204, logout.text
+            assert ended.status_code == 204, ended.text
             assert await live_refresh_tokens(scratch_url) == 0
             if refreshed.status_code == 200:
                 new: dict[str, Any] = refreshed.json()

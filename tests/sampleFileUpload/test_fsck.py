@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,22 @@ async def key_of(session: AsyncSession, file: SampleFile) -> str:
     return key
 
 
+StoredFile = Callable[[str], Awaitable[tuple[SampleFile, str]]]
+
+
+@pytest.fixture
+def stored_file(
+    client: httpx.AsyncClient, session: AsyncSession, study: Study, headers: dict[str, str]
+) -> StoredFile:
+    """Stores GOOD_GZ by PUT as the named file of S1: the file and its storage key."""
+
+    async def store(name: str) -> tuple[SampleFile, str]:
+        file = await put_file(client, study, headers, name, GOOD_GZ)
+        return file, await key_of(session, file)
+
+    return store
+
+
 async def put_object(storage: Storage, key: str, data: bytes) -> None:
     async with await storage.open_writer(key) as writer:
         await writer.write(data)
@@ -117,12 +134,17 @@ def orphan_key(study: Study) -> str:
 
 
 async def tus_upload(
-    client: httpx.AsyncClient, study: Study, headers: dict[str, str], data: bytes, sent: int
+    client: httpx.AsyncClient,
+    study: Study,
+    headers: dict[str, str],
+    data: bytes,
+    sent: int,
+    filename: str = "t.fastq",
 ) -> str:
     """A tus upload of ``data`` with its first ``sent`` bytes written; its location."""
     encoded = ",".join(
         f"{k} {base64.b64encode(v.encode()).decode()}"
-        for k, v in {"study": study.accession, "sample_id": "S1", "filename": "t.fastq"}.items()
+        for k, v in {"study": study.accession, "sample_id": "S1", "filename": filename}.items()
     )
     tus = {**headers, "Tus-Resumable": "1.0.0"}
     created = await client.post(
@@ -160,6 +182,27 @@ class TestClean:
         assert report.clean
         assert (report.objects, report.files, report.uploads, report.verified) == (1, 1, 1, 1)
         assert report.temporary == 1  # the tus upload's data
+
+    async def test_every_row_is_checked_across_pages(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        monkeypatch: pytest.MonkeyPatch,
+        study: Study,
+        headers: dict[str, str],
+        stored_file: StoredFile,
+    ) -> None:
+        """Rows are read in pages by id (here of one row): none is skipped or read twice."""
+        monkeypatch.setattr(fsck, "ROW_PAGE", 1)
+        for name in ("a.fastq.gz", "b.fastq.gz", "c.fastq.gz"):
+            await stored_file(name)
+        for name in ("t1.fastq", "t2.fastq"):
+            await tus_upload(client, study, headers, records(300), 1000, filename=name)
+
+        report = await run(app, later=True, verify=True)
+        assert report.problems == []
+        assert (report.objects, report.files, report.uploads, report.verified) == (3, 3, 2, 3)
+        assert report.temporary == 2
 
 
 class TestOrphans:
@@ -209,23 +252,20 @@ class TestOrphans:
     async def test_repair_removes_orphans_only(
         self,
         app: FastAPI,
-        client: httpx.AsyncClient,
         session: AsyncSession,
         storage: Storage,
         study: Study,
-        headers: dict[str, str],
+        stored_file: StoredFile,
     ) -> None:
         """Orphans go; a missing object, a corrupt one and every row stay, reported."""
-        kept = await put_file(client, study, headers, "kept.fastq.gz", GOOD_GZ)
-        corrupt = await put_file(client, study, headers, "corrupt.fastq.gz", GOOD_GZ)
-        missing = await put_file(client, study, headers, "missing.fastq.gz", GOOD_GZ)
+        _, kept_key = await stored_file("kept.fastq.gz")
+        _, corrupt_key = await stored_file("corrupt.fastq.gz")
+        _, missing_key = await stored_file("missing.fastq.gz")
         orphan = orphan_key(study)
         await put_object(storage, orphan, b"orphan")
-        corrupt_key = await key_of(session, corrupt)
         flipped = bytearray(GOOD_GZ)
         flipped[100] ^= 0xFF
         await put_object(storage, corrupt_key, bytes(flipped))
-        missing_key = await key_of(session, missing)
         await storage.delete(missing_key)
         files_before = await session.scalar(select(func.count(SampleFile.id)))
 
@@ -242,7 +282,7 @@ class TestOrphans:
         assert removed == {orphan}
         assert not await storage.exists(orphan)
         assert await read(storage, corrupt_key) == bytes(flipped)
-        assert await read(storage, await key_of(session, kept)) == GOOD_GZ
+        assert await read(storage, kept_key) == GOOD_GZ
         assert await session.scalar(select(func.count(SampleFile.id))) == files_before
 
     async def test_nothing_outside_the_keys_it_makes_is_looked_at(
@@ -258,16 +298,9 @@ class TestOrphans:
 
 class TestRowsAgainstStorage:
     async def test_a_file_whose_object_is_gone_is_reported(
-        self,
-        app: FastAPI,
-        client: httpx.AsyncClient,
-        session: AsyncSession,
-        storage: Storage,
-        study: Study,
-        headers: dict[str, str],
+        self, app: FastAPI, session: AsyncSession, storage: Storage, stored_file: StoredFile
     ) -> None:
-        file = await put_file(client, study, headers, "a.fastq.gz", GOOD_GZ)
-        key = await key_of(session, file)
+        file, key = await stored_file("a.fastq.gz")
         await storage.delete(key)
 
         report = await run(app, repair=True)
@@ -295,16 +328,9 @@ class TestRowsAgainstStorage:
         assert "0 of its 1000 recorded bytes" in report.problems[0].detail
 
     async def test_a_corrupt_object_is_found_by_verify_only(
-        self,
-        app: FastAPI,
-        client: httpx.AsyncClient,
-        session: AsyncSession,
-        storage: Storage,
-        study: Study,
-        headers: dict[str, str],
+        self, app: FastAPI, storage: Storage, stored_file: StoredFile
     ) -> None:
-        file = await put_file(client, study, headers, "a.fastq.gz", GOOD_GZ)
-        key = await key_of(session, file)
+        _, key = await stored_file("a.fastq.gz")
         flipped = bytearray(GOOD_GZ)
         flipped[-20] ^= 0x01  # same size: only re-hashing tells
         await put_object(storage, key, bytes(flipped))
@@ -318,16 +344,9 @@ class TestRowsAgainstStorage:
         assert report.verified == 1
 
     async def test_an_object_of_the_wrong_size_is_reported_without_verify(
-        self,
-        app: FastAPI,
-        client: httpx.AsyncClient,
-        session: AsyncSession,
-        storage: Storage,
-        study: Study,
-        headers: dict[str, str],
+        self, app: FastAPI, storage: Storage, stored_file: StoredFile
     ) -> None:
-        file = await put_file(client, study, headers, "a.fastq.gz", GOOD_GZ)
-        key = await key_of(session, file)
+        _, key = await stored_file("a.fastq.gz")
         await put_object(storage, key, GOOD_GZ[:-1])
 
         report = await run(app)
@@ -429,14 +448,18 @@ async def migrated(scratch_database_url: str) -> str:
     return scratch_database_url
 
 
-async def test_the_command_line(migrated: str, tmp_path: Path) -> None:
-    env = {
+def command_environment(database_url: str, tmp_path: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "ENVIRONMENT": "test",
-        "DATABASE_URL": migrated,
+        "DATABASE_URL": database_url,
         "DATA_DIR": str(tmp_path / "data"),
         "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
     }
+
+
+async def test_the_command_line(migrated: str, tmp_path: Path) -> None:
+    env = command_environment(migrated, tmp_path)
     clean = await anyio.to_thread.run_sync(lambda: fsck_command(env))
     assert clean.returncode == 0, clean.stderr
     assert "clean: no problems found" in clean.stdout
@@ -472,13 +495,7 @@ async def test_the_command_line(migrated: str, tmp_path: Path) -> None:
 
 
 async def test_the_command_line_refuses_what_it_cannot_use(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "ENVIRONMENT": "test",
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'never-migrated.db'}",
-        "DATA_DIR": str(tmp_path / "data"),
-        "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
-    }
+    env = command_environment(f"sqlite+aiosqlite:///{tmp_path / 'never-migrated.db'}", tmp_path)
     unmigrated = await anyio.to_thread.run_sync(lambda: fsck_command(env))
     assert unmigrated.returncode == 2
     assert "fsck cannot run" in unmigrated.stderr

@@ -208,6 +208,17 @@ async def release_reservation(session: AsyncSession, *, reservation_id: uuid.UUI
         )
 
 
+async def remove_expired_reservations(session: AsyncSession) -> int:
+    """Delete every expired reservation (they no longer count; a user's are also dropped by
+    their next reservation, but one who never uploads again would keep them); the count."""
+    result = await session.execute(
+        delete(StorageReservation)
+        .where(StorageReservation.expires_at <= utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def ensure_name_free(session: AsyncSession, *, sample_pk: uuid.UUID, filename: str) -> None:
     """409 FILE_EXISTS when the sample has a file (finished or uploading) of that name."""
     taken = await session.scalar(

@@ -4,7 +4,9 @@ it), finishes *stranded* uploads (every byte stored, the file never recorded bec
 died in between) once the dead process's lease has run out, and removes expired uploads with
 their unfinished files and stored bytes. A finished upload is kept (so HEAD says it is done)
 until it expires too; then only its row goes: its file stays, and it holds no stored bytes of
-its own. Expired uploads are also removed on access (``dependencies.callers_upload``)."""
+its own. Expired uploads are also removed on access (``dependencies.callers_upload``). With the
+expired uploads go the expired quota reservations of whole-file uploads (``storage_reservation``
+rows left by killed processes), which no longer count but would otherwise stay."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from src.auth.models import User
 from src.database import run_after_commit
 from src.exceptions import AppError
 from src.sampleFileUpload.config import FilesConfig
+from src.sampleFileUpload.files.service import remove_expired_reservations
 from src.sampleFileUpload.tus import service
 from src.sampleFileUpload.tus.constants import CLEANUP_BATCH
 from src.sampleFileUpload.tus.exceptions import UploadLockedError
@@ -58,6 +61,17 @@ async def remove_expired_uploads(
         removed += len(doomed)
         if len(doomed) < CLEANUP_BATCH:
             return removed
+
+
+async def remove_expired_uploads_and_reservations(
+    sessionmaker: async_sessionmaker[AsyncSession], storage: Storage
+) -> int:
+    """One expiry pass: the expired quota reservations of whole-file uploads, then the expired
+    uploads (``remove_expired_uploads``); the count of both."""
+    async with sessionmaker() as session:
+        removed = await remove_expired_reservations(session)
+        await session.commit()
+    return removed + await remove_expired_uploads(sessionmaker, storage)
 
 
 async def end_unauthorised_uploads(
@@ -147,7 +161,9 @@ async def upload_cleanup(app: FastAPI) -> AsyncIterator[None]:
             if waited >= interval:
                 waited = 0.0
                 await run(
-                    lambda: remove_expired_uploads(app.state.sessionmaker, app.state.storage),
+                    lambda: remove_expired_uploads_and_reservations(
+                        app.state.sessionmaker, app.state.storage
+                    ),
                     "removed expired",
                 )
 

@@ -17,6 +17,8 @@ from typing import Any, cast
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.datastructures import MutableHeaders
+from starlette.types import Message, Receive, Scope, Send
 
 from src.exceptions import AppError
 from src.sampleFileUpload.files.ingest import HASH_ALGORITHMS, new_hash
@@ -39,9 +41,29 @@ async def render_error(request: Request, exc: Exception) -> Response:
     raise exc
 
 
+def with_tus_resumable(send: Send) -> Send:
+    """``send`` adding ``Tus-Resumable`` to the response, whoever rendered it: the route, the
+    app's error handlers (a busy database, even at the commit after the route returned, is 503
+    SERVICE_BUSY; a value the database refuses 422 INVALID_VALUE) or the body limit."""
+
+    async def send_resumable(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = MutableHeaders(raw=list(message.get("headers", [])))
+            headers["Tus-Resumable"] = TUS_VERSION
+            message["headers"] = headers.raw
+        await send(message)
+
+    return send_resumable
+
+
 class TusRoute(APIRoute):
-    """Adds ``Tus-Resumable`` to every response (errors included) and refuses requests that do
-    not speak tus 1.0.0 (OPTIONS excepted) with 412 and ``Tus-Version``."""
+    """Adds ``Tus-Resumable`` to every response (errors included, see ``with_tus_resumable``)
+    and refuses requests that do not speak tus 1.0.0 (OPTIONS excepted) with 412 and
+    ``Tus-Version``. Refusals raised by the route are rendered inside it, so the request's
+    transaction still commits what the refusal did (a discarded upload)."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().handle(scope, receive, with_tus_resumable(send))
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -53,11 +75,9 @@ class TusRoute(APIRoute):
                     and request.headers.get("tus-resumable") != TUS_VERSION
                 ):
                     raise TusVersionError(headers={"Tus-Version": TUS_VERSION})
-                response = await handler(request)
+                return await handler(request)
             except (AppError, RequestValidationError) as exc:
-                response = await render_error(request, exc)
-            response.headers["Tus-Resumable"] = TUS_VERSION
-            return response
+                return await render_error(request, exc)
 
         return tus_handler
 

@@ -29,6 +29,7 @@ from src.auth.models import User
 from src.config import Settings
 from src.database import upgrade_database, utcnow
 from src.sampleFileUpload.config import FilesConfig
+from src.sampleFileUpload.tus import cleanup
 from src.study.models import SampleFile, StorageReservation, Study, Upload
 from tests.factories import auth_headers, create_user
 from tests.lifespan import running
@@ -67,6 +68,32 @@ class Deployment:
         return await self.client.put(
             f"{self.files}/{name}", headers={**self.headers, **headers}, content=data
         )
+
+    async def put_paused(
+        self, name: str, meanwhile: Callable[[], Awaitable[None]]
+    ) -> httpx.Response:
+        """A PUT of DATA without Content-Length whose body pauses after its first half until
+        ``meanwhile`` is done; its answer."""
+        sent_half, go_on = anyio.Event(), anyio.Event()
+
+        async def body() -> AsyncIterator[bytes]:
+            yield DATA[: len(DATA) // 2]
+            sent_half.set()
+            await go_on.wait()
+            yield DATA[len(DATA) // 2 :]
+
+        results: list[httpx.Response] = []
+
+        async def put() -> None:
+            results.append(await self.put(name, data=body()))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(put)
+            await sent_half.wait()
+            await meanwhile()
+            go_on.set()
+        (response,) = results
+        return response
 
     async def post(self, name: str, data: bytes = DATA) -> httpx.Response:
         return await self.client.post(
@@ -167,35 +194,15 @@ class TestUnknownLength:
     ) -> None:
         """Without Content-Length a PUT reserves all that is left (up to the largest upload)
         while it streams, and only its real size once recorded."""
-        sent_half = anyio.Event()
-        go_on = anyio.Event()
 
-        async def body() -> AsyncIterator[bytes]:
-            yield DATA[: len(DATA) // 2]
-            sent_half.set()
-            await go_on.wait()
-            yield DATA[len(DATA) // 2 :]
-
-        async with anyio.create_task_group() as group:
-            results: list[httpx.Response] = []
-
-            async def put() -> None:
-                results.append(
-                    await deployment.client.put(
-                        f"{deployment.files}/chunked.fastq",
-                        headers=deployment.headers,
-                        content=body(),
-                    )
-                )
-
-            group.start_soon(put)
-            await sent_half.wait()
+        async def meanwhile() -> None:
             [reservation] = await deployment.reservations()
             assert reservation.bytes == QUOTA
             refused = await deployment.tus("meanwhile.fastq", length=1)
             assert (refused.status_code, refused.json()["code"]) == (413, "QUOTA_EXCEEDED")
-            go_on.set()
-        assert results[0].status_code == 201, results[0].text
+
+        response = await deployment.put_paused("chunked.fastq", meanwhile)
+        assert response.status_code == 201, response.text
         assert await deployment.reservations() == []
         assert await deployment.committed() == len(DATA)
         assert (await deployment.tus("after.fastq", length=QUOTA - len(DATA))).status_code == 201
@@ -206,23 +213,8 @@ class TestUnknownLength:
         deployment.app.state.files_config = FilesConfig(
             storage_quota_bytes=QUOTA, upload_reservation_seconds=0.3
         )
-        sent_half = anyio.Event()
-        go_on = anyio.Event()
 
-        async def body() -> AsyncIterator[bytes]:
-            yield DATA[: len(DATA) // 2]
-            sent_half.set()
-            await go_on.wait()
-            yield DATA[len(DATA) // 2 :]
-
-        async with anyio.create_task_group() as group:
-            results: list[httpx.Response] = []
-
-            async def put() -> None:
-                results.append(await deployment.put("slow.fastq", data=body()))
-
-            group.start_soon(put)
-            await sent_half.wait()
+        async def meanwhile() -> None:
             [first] = await deployment.reservations()
             # Wait (on the event loop, not a clock assertion) for a renewal to move the expiry.
             for _ in range(400):
@@ -231,8 +223,9 @@ class TestUnknownLength:
                 if now.expires_at > first.expires_at:
                     break
             assert now.expires_at > first.expires_at
-            go_on.set()
-        assert results[0].status_code == 201, results[0].text
+
+        response = await deployment.put_paused("slow.fastq", meanwhile)
+        assert response.status_code == 201, response.text
         assert await deployment.reservations() == []
 
 
@@ -405,3 +398,24 @@ class TestExpiry:
         assert response.status_code == status, response.text
         # An expired reservation is swept by the user's next reservation.
         assert await reservation_count(session) == (0 if expired else 1)
+
+    async def test_the_periodic_clean_up_deletes_expired_reservations_only(
+        self, app: FastAPI, session: AsyncSession, owner: User
+    ) -> None:
+        # A user who never uploads again never sweeps their own: the clean-up task does.
+        expired, live = uuid.uuid4(), uuid.uuid4()
+        for id_, offset in ((expired, -1), (live, 300)):
+            session.add(
+                StorageReservation(
+                    id=id_,
+                    user_id=owner.id,
+                    bytes=len(DATA),
+                    expires_at=utcnow() + timedelta(seconds=offset),
+                )
+            )
+        await session.commit()
+        removed = await cleanup.remove_expired_uploads_and_reservations(
+            app.state.sessionmaker, app.state.storage
+        )
+        assert removed == 1
+        assert [r.id for r in await session.scalars(select(StorageReservation))] == [live]

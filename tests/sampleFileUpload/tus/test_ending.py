@@ -5,14 +5,14 @@ that may not go on as final. A finished upload still answers HEAD to whoever see
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User
@@ -22,7 +22,7 @@ from src.sampleFileUpload.tus.writer import ChunkWriter
 from src.storage import ObjectWriter
 from src.study import service as study_service
 from src.study.constants import FileStatus, MemberRole, StudyStatus
-from src.study.models import SampleFile, Study, StudyMember, Upload
+from src.study.models import SampleFile, Study, Upload
 from tests.factories import auth_headers, create_user
 from tests.sampleFileUpload.fastq_samples import GOOD_GZ
 from tests.sampleFileUpload.files.test_uploads import stored_objects
@@ -31,15 +31,14 @@ from tests.sampleFileUpload.tus.test_tus import (
     PATCH_TYPE,
     TUS,
     create,
-    headers,
-    owner,
+    leave_draft,
     patch,
+    revoke_access,
     settings,
-    study,
 )
 from tests.study.factories import add_member, create_study
 
-__all__ = ["headers", "owner", "settings", "study"]  # fixtures
+__all__ = ["settings"]  # fixture: every test on local disk and on S3
 
 HALF = len(GOOD_GZ) // 2
 
@@ -115,6 +114,74 @@ def study_url(study: Study, tail: str = "") -> str:
     return f"/api/v1/studies/{study.accession}{tail}"
 
 
+async def remove_member(
+    client: httpx.AsyncClient, study: Study, member: User, headers: dict[str, str]
+) -> None:
+    removed = await client.delete(study_url(study, f"/members/{member.id}"), headers=headers)
+    assert removed.status_code == 204, removed.text
+
+
+async def last_chunk_interrupted(
+    client: httpx.AsyncClient,
+    location: str,
+    headers: dict[str, str],
+    meanwhile: Callable[[], Awaitable[None]],
+) -> httpx.Response:
+    """The answer to the upload's last chunk (from HALF), ``meanwhile`` done once the server
+    took its first piece and asks for more."""
+    reading, go_on = anyio.Event(), anyio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield GOOD_GZ[HALF : HALF + 100]
+        reading.set()  # the server took the first piece and asks for more
+        await go_on.wait()
+        yield GOOD_GZ[HALF + 100 :]
+
+    responses: list[httpx.Response] = []
+
+    async def send_last_chunk() -> None:
+        responses.append(
+            await client.patch(
+                location,
+                headers={**headers, **PATCH_TYPE, "Upload-Offset": str(HALF)},
+                content=body(),
+            )
+        )
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            group.start_soon(send_last_chunk)
+            await reading.wait()
+            await meanwhile()
+            go_on.set()
+    (response,) = responses
+    return response
+
+
+def run_first(
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    first: Callable[[ChunkWriter], Awaitable[None]],
+) -> None:
+    """``ChunkWriter.<name>`` does ``first`` before it does its own work."""
+    original = getattr(ChunkWriter, name)
+
+    async def first_then_original(self: ChunkWriter, *args: Any) -> Any:
+        await first(self)
+        return await original(self, *args)
+
+    monkeypatch.setattr(ChunkWriter, name, first_then_original)
+
+
+async def assert_nothing_stored(
+    app: FastAPI, session: AsyncSession, committed_keys: list[str]
+) -> None:
+    """No object was committed, none is stored, no unfinished upload or uploading file left."""
+    assert committed_keys == []
+    assert await objects(app) == []
+    assert await unfinished_rows(session) == (0, 0)
+
+
 class TestRemovingAMember:
     async def test_their_upload_ends_and_the_owner_can_submit(
         self,
@@ -131,8 +198,7 @@ class TestRemovingAMember:
         location = await started_upload(client, editor_headers, study)
         assert await objects(app) != kept  # the editor's half is stored
 
-        removed = await client.delete(study_url(study, f"/members/{editor.id}"), headers=headers)
-        assert removed.status_code == 204, removed.text
+        await remove_member(client, study, editor, headers)
 
         assert await unfinished_rows(session) == (0, 0)
         assert await objects(app) == kept
@@ -162,8 +228,7 @@ class TestRemovingAMember:
         staying = await started_upload(client, other_headers, study, filename="S1_other.fq.gz")
         mine = await started_upload(client, headers, study, filename="S1_mine.fq.gz")
 
-        removed = await client.delete(study_url(study, f"/members/{editor.id}"), headers=headers)
-        assert removed.status_code == 204
+        await remove_member(client, study, editor, headers)
 
         assert await unfinished_rows(session) == (2, 2)
         for location, caller in ((staying, other_headers), (mine, headers)):
@@ -206,39 +271,13 @@ class TestRemovingAMember:
         """The member is removed while the last chunk streams: the chunk is refused once it
         arrived, no object is committed, and what it wrote after the removal is removed too."""
         location = await started_upload(client, editor_headers, study)
-        reading, go_on = anyio.Event(), anyio.Event()
 
-        async def body() -> AsyncIterator[bytes]:
-            yield GOOD_GZ[HALF : HALF + 100]
-            reading.set()  # the server took the first piece and asks for more
-            await go_on.wait()
-            yield GOOD_GZ[HALF + 100 :]
+        async def remove_editor() -> None:
+            await remove_member(client, study, editor, headers)
 
-        responses: list[httpx.Response] = []
-
-        async def send_last_chunk() -> None:
-            responses.append(
-                await client.patch(
-                    location,
-                    headers={**editor_headers, **PATCH_TYPE, "Upload-Offset": str(HALF)},
-                    content=body(),
-                )
-            )
-
-        with anyio.fail_after(30):
-            async with anyio.create_task_group() as group:
-                group.start_soon(send_last_chunk)
-                await reading.wait()
-                removed = await client.delete(
-                    study_url(study, f"/members/{editor.id}"), headers=headers
-                )
-                assert removed.status_code == 204
-                go_on.set()
-        (response,) = responses
+        response = await last_chunk_interrupted(client, location, editor_headers, remove_editor)
         assert (response.status_code, response.json()["code"]) == (404, "UPLOAD_NOT_FOUND")
-        assert committed_keys == []
-        assert await objects(app) == []
-        assert await unfinished_rows(session) == (0, 0)
+        await assert_nothing_stored(app, session, committed_keys)
         assert await session.scalar(select(func.count(SampleFile.id))) == 0
 
     async def test_removed_as_the_last_byte_arrives_nothing_is_committed(
@@ -256,22 +295,15 @@ class TestRemovingAMember:
         """Removed after the last byte was recorded, before the file is: the re-check before
         the object is committed refuses it, and the upload goes."""
         location = await started_upload(client, editor_headers, study)
-        original = ChunkWriter.finish
 
-        async def removed_first(self: ChunkWriter, *args: Any) -> Any:
-            removed = await client.delete(
-                study_url(study, f"/members/{editor.id}"), headers=headers
-            )
-            assert removed.status_code == 204
-            return await original(self, *args)
+        async def remove_editor(_: ChunkWriter) -> None:
+            await remove_member(client, study, editor, headers)
 
-        monkeypatch.setattr(ChunkWriter, "finish", removed_first)
+        run_first(monkeypatch, "finish", remove_editor)
         response = await patch(client, location, editor_headers, HALF, GOOD_GZ[HALF:])
         assert response.status_code == 404, response.text
         assert response.json()["code"] in ("STUDY_NOT_FOUND", "UPLOAD_NOT_FOUND")
-        assert committed_keys == []
-        assert await objects(app) == []
-        assert await unfinished_rows(session) == (0, 0)
+        await assert_nothing_stored(app, session, committed_keys)
 
     async def test_a_re_check_refusal_at_recording_removes_the_committed_object(
         self,
@@ -288,17 +320,12 @@ class TestRemovingAMember:
         """Removed between the re-check and the recording (where the study's lock orders the
         two): the object just committed goes again with the upload."""
         location = await started_upload(client, editor_headers, study)
-        original = ChunkWriter._record_file
 
-        async def removed_first(self: ChunkWriter, *args: Any) -> Any:
-            await self.session.commit()
-            removed = await client.delete(
-                study_url(study, f"/members/{editor.id}"), headers=headers
-            )
-            assert removed.status_code == 204
-            return await original(self, *args)
+        async def remove_editor(writer: ChunkWriter) -> None:
+            await writer.session.commit()
+            await remove_member(client, study, editor, headers)
 
-        monkeypatch.setattr(ChunkWriter, "_record_file", removed_first)
+        run_first(monkeypatch, "_record_file", remove_editor)
         response = await patch(client, location, editor_headers, HALF, GOOD_GZ[HALF:])
         assert (response.status_code, response.json()["code"]) == (404, "STUDY_NOT_FOUND")
         assert len(committed_keys) == 1
@@ -362,33 +389,12 @@ class TestLeavingDraft:
         committed_keys: list[str],
     ) -> None:
         location = await started_upload(client, headers, study)
-        reading, go_on = anyio.Event(), anyio.Event()
 
-        async def body() -> AsyncIterator[bytes]:
-            yield GOOD_GZ[HALF : HALF + 100]
-            reading.set()
-            await go_on.wait()
-            yield GOOD_GZ[HALF + 100 :]
+        async def delete_study() -> None:
+            deleted = await client.delete(study_url(study), headers=headers)
+            assert deleted.status_code == 204, deleted.text
 
-        responses: list[httpx.Response] = []
-
-        async def send_last_chunk() -> None:
-            responses.append(
-                await client.patch(
-                    location,
-                    headers={**headers, **PATCH_TYPE, "Upload-Offset": str(HALF)},
-                    content=body(),
-                )
-            )
-
-        with anyio.fail_after(30):
-            async with anyio.create_task_group() as group:
-                group.start_soon(send_last_chunk)
-                await reading.wait()
-                deleted = await client.delete(study_url(study), headers=headers)
-                assert deleted.status_code == 204, deleted.text
-                go_on.set()
-        (response,) = responses
+        response = await last_chunk_interrupted(client, location, headers, delete_study)
         assert (response.status_code, response.json()["code"]) == (404, "UPLOAD_NOT_FOUND")
         assert committed_keys == []
         assert await objects(app) == []
@@ -404,10 +410,7 @@ class TestFinishedUploadAfterward:
         study: Study,
     ) -> None:
         location, file_id = await finished_upload(client, headers, study, "S1.fastq.gz")
-        await session.execute(
-            update(Study).where(Study.id == study.id).values(status=StudyStatus.IN_REVIEW)
-        )
-        await session.commit()
+        await leave_draft(session, study)
         head = await client.head(location, headers=headers)
         assert head.status_code == 200
         assert head.headers["upload-offset"] == head.headers["upload-length"]
@@ -424,8 +427,7 @@ class TestFinishedUploadAfterward:
         editor_headers: dict[str, str],
     ) -> None:
         location, _ = await finished_upload(client, editor_headers, study, "S1.fastq.gz")
-        await session.execute(delete(StudyMember).where(StudyMember.user_id == editor.id))
-        await session.commit()
+        await revoke_access(session, editor)
         assert (await client.head(location, headers=editor_headers)).status_code == 404
         # A viewer still sees it.
         await add_member(session, study=study, user=editor, role=MemberRole.VIEWER)
@@ -449,12 +451,9 @@ class TestCleanupTask:
             client, monkeypatch, editor_headers, study, GOOD_GZ
         )
         # Access lost without the upload being ended (as a race with removal could leave it).
-        await session.execute(delete(StudyMember).where(StudyMember.user_id == editor.id))
-        await session.commit()
+        await revoke_access(session, editor)
         assert await cleanup.finish_stranded_uploads(app) == 0
-        assert committed_keys == []
-        assert await objects(app) == []
-        assert await unfinished_rows(session) == (0, 0)
+        await assert_nothing_stored(app, session, committed_keys)
         assert await session.scalar(select(func.count(Upload.id))) == 0
 
     async def test_unfinished_uploads_that_may_not_go_on_are_discarded(
@@ -474,17 +473,13 @@ class TestCleanupTask:
         await started_upload(client, editor_headers, study)
         await started_upload(client, headers, study, filename="S1_mine.fq.gz")
         kept = await objects(app)
-        await session.execute(delete(StudyMember).where(StudyMember.user_id == editor.id))
-        await session.commit()
+        await revoke_access(session, editor)
         sweep = (app.state.sessionmaker, app.state.storage)
         assert await cleanup.end_unauthorised_uploads(*sweep) == 1
         assert await unfinished_rows(session) == (2, 2)
         assert len(await objects(app)) == len(kept) - 1
         # The study leaves draft: the owner's upload may not go on either.
-        await session.execute(
-            update(Study).where(Study.id == study.id).values(status=StudyStatus.IN_REVIEW)
-        )
-        await session.commit()
+        await leave_draft(session, study)
         assert await cleanup.end_unauthorised_uploads(*sweep) == 1
         assert await unfinished_rows(session) == (1, 1)
         assert await cleanup.end_unauthorised_uploads(*sweep) == 0

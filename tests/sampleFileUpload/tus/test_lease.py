@@ -17,9 +17,7 @@ from src.sampleFileUpload.tus import service
 from src.sampleFileUpload.tus.exceptions import UploadLockedError, UploadNotFoundError
 from src.sampleFileUpload.tus.lease import Lease, renewing
 from src.study.models import Study, Upload
-from tests.sampleFileUpload.tus.test_tus import create, headers, owner, study
-
-__all__ = ["headers", "owner", "study"]  # fixtures
+from tests.sampleFileUpload.tus.test_tus import create
 
 
 async def test_a_renewal_due_after_the_lease_was_let_go_is_not_a_takeover(

@@ -46,6 +46,7 @@ from tests.sampleFileUpload.fastq_samples import GOOD_GZ, gz, md5, records, sha2
 from tests.sampleFileUpload.files.test_uploads import stored_objects
 from tests.sampleFileUpload.servers import ApiServer, Seed, seed_database
 from tests.study.factories import add_member, create_study
+from tests.test_busy import add_user, assert_busy, client_of, one_connection, pool_held
 
 UPLOADS = "/api/v1/uploads"
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -60,19 +61,18 @@ def metadata(**values: str) -> str:
 settings = backends.settings
 
 
-@pytest.fixture
-async def owner(session: AsyncSession) -> User:
-    return await create_user(session, full_name="Tess Tus")
+async def revoke_access(session: AsyncSession, user: User) -> None:
+    """``user`` is no longer a member of any study (committed), without their uploads ending."""
+    await session.execute(delete(StudyMember).where(StudyMember.user_id == user.id))
+    await session.commit()
 
 
-@pytest.fixture
-def headers(settings: Settings, owner: User) -> dict[str, str]:
-    return {**auth_headers(settings, owner), **TUS}
-
-
-@pytest.fixture
-async def study(session: AsyncSession, owner: User) -> Study:
-    return await create_study(session, owner=owner, samples=1)
+async def leave_draft(session: AsyncSession, study: Study) -> None:
+    """``study`` is in review (committed), without its uploads ending."""
+    await session.execute(
+        update(Study).where(Study.id == study.id).values(status=StudyStatus.IN_REVIEW)
+    )
+    await session.commit()
 
 
 async def create(
@@ -620,6 +620,42 @@ class TestRefusals:
         assert (await client.head(location, headers=headers)).status_code == 404
 
 
+class TestBusy:
+    """The suite's database with a pool of one connection, held by the test: every tus request,
+    reading or writing, is 503 SERVICE_BUSY, and still speaks tus."""
+
+    async def test_a_busy_database_is_503_with_tus_resumable(
+        self, scratch_database_url: str, tmp_path: Path
+    ) -> None:
+        async with one_connection(scratch_database_url, tmp_path / "data") as app:
+            user = await add_user(app)
+            headers = {**auth_headers(app.state.settings, user), **TUS}
+            location = f"{UPLOADS}/{uuid.uuid4()}"
+            async with client_of(app) as client, pool_held(app):
+                created = await client.post(
+                    UPLOADS,
+                    headers={
+                        **headers,
+                        "Upload-Length": "10",
+                        "Upload-Metadata": metadata(
+                            study="MSC000001", sample_id="S1", filename="a.fastq"
+                        ),
+                    },
+                )
+                patched = await client.patch(
+                    location,
+                    headers={**headers, **PATCH_TYPE, "Upload-Offset": "0"},
+                    content=b"@",
+                )
+                head = await client.head(location, headers=headers)
+                deleted = await client.delete(location, headers=headers)
+            for response in (created, patched, deleted):
+                assert_busy(response)
+            assert (head.status_code, head.headers["Retry-After"]) == (503, "2")
+            for response in (created, patched, head, deleted):
+                assert response.headers["tus-resumable"] == "1.0.0"
+
+
 class TestCreationChecks:
     async def test_unfinished_upload_shows_as_an_uploading_file(
         self,
@@ -891,8 +927,7 @@ class TestAuthorisationOnEveryRequest:
         headers = {**auth_headers(settings, editor), **TUS}
         location = (await create(client, headers, study, len(GOOD_GZ))).headers["location"]
         assert (await patch(client, location, headers, 0, GOOD_GZ[:100])).status_code == 204
-        await session.execute(delete(StudyMember).where(StudyMember.user_id == editor.id))
-        await session.commit()
+        await revoke_access(session, editor)
         head = await client.head(location, headers=headers)
         assert head.status_code in (403, 404)
         response = await patch(client, location, headers, 100, GOOD_GZ[100:])
@@ -918,10 +953,7 @@ class TestAuthorisationOnEveryRequest:
     ) -> None:
         location = (await create(client, headers, study, len(GOOD_GZ))).headers["location"]
         assert (await patch(client, location, headers, 0, GOOD_GZ[:100])).status_code == 204
-        await session.execute(
-            update(Study).where(Study.id == study.id).values(status=StudyStatus.IN_REVIEW)
-        )
-        await session.commit()
+        await leave_draft(session, study)
         for response in (
             await client.head(location, headers=headers),
             await patch(client, location, headers, 100, GOOD_GZ[100:]),
