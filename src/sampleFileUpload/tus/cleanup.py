@@ -143,7 +143,7 @@ async def upload_cleanup(app: FastAPI) -> AsyncIterator[None]:
         try:
             count = await task()
             if count:
-                logger.info("%s %d uploads", what, count)
+                logger.info("%s: %d", what, count)
         except Exception:
             logger.exception("periodic upload task failed: %s", what)
 
@@ -155,16 +155,16 @@ async def upload_cleanup(app: FastAPI) -> AsyncIterator[None]:
             waited += period
             await run(
                 lambda: end_unauthorised_uploads(app.state.sessionmaker, app.state.storage),
-                "ended unauthorised",
+                "uploads ended (access lost or study left draft)",
             )
-            await run(lambda: finish_stranded_uploads(app), "finished stranded")
+            await run(lambda: finish_stranded_uploads(app), "stranded uploads finished")
             if waited >= interval:
                 waited = 0.0
                 await run(
                     lambda: remove_expired_uploads_and_reservations(
                         app.state.sessionmaker, app.state.storage
                     ),
-                    "removed expired",
+                    "expired uploads and quota reservations removed",
                 )
 
     async with anyio.create_task_group() as group:
