@@ -4,7 +4,7 @@ never commit, and refuse with the module's AppError subclasses.
 Password hashing never runs while a database connection or transaction is held: what it needs is
 read in a short session of its own (or before the request's transaction is ended), and the
 writes follow in the request's transaction, conditional on the verified hash being still the
-stored one. (``ensure_first_admin``, a start-up job, owns its transactions.)"""
+stored one."""
 
 from __future__ import annotations
 
@@ -115,33 +115,6 @@ async def register(
     return await create_user(
         session, email=data.email, password_hash=password_hash, full_name=data.full_name
     )
-
-
-async def ensure_first_admin(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    *,
-    email: str,
-    password: str,
-    passwords: PasswordHasher,
-) -> bool:
-    """Create the configured first admin unless that account exists (it is never overwritten).
-
-    A start-up job with its own transactions: one to look, none while hashing, one to insert."""
-    async with sessionmaker() as session:
-        exists = await get_by_email(session, email=email) is not None
-    if exists:
-        return False
-    password_hash = await passwords.hash(password)
-    async with sessionmaker() as session:
-        await create_user(
-            session,
-            email=email,
-            password_hash=password_hash,
-            full_name="Administrator",
-            role=UserRole.ADMIN,
-        )
-        await session.commit()
-    return True
 
 
 async def _issue_tokens(

@@ -18,6 +18,7 @@ from starlette.requests import HTTPConnection
 from src.auth import service as auth_service
 from src.auth.config import AuthConfig
 from src.auth.exceptions import EmailTakenError
+from src.auth.models import UserRole
 from src.auth.password_policy import load_common_passwords
 from src.auth.passwords import PasswordHasher
 from src.auth.ratelimit import DatabaseStorage
@@ -73,6 +74,33 @@ class AuthState:
             await self._redis_pool.aclose()
 
 
+async def ensure_first_admin(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    email: str,
+    password: str,
+    passwords: PasswordHasher,
+) -> bool:
+    """Create the configured first admin unless that account exists (it is never overwritten).
+
+    A start-up job, so it owns its transactions: one to look, none while hashing, one to insert.
+    """
+    async with sessionmaker() as session:
+        exists = await auth_service.get_by_email(session, email=email) is not None
+    if exists:
+        return False
+    password_hash = await passwords.hash(password)
+    async with sessionmaker.begin() as session:
+        await auth_service.create_user(
+            session,
+            email=email,
+            password_hash=password_hash,
+            full_name="Administrator",
+            role=UserRole.ADMIN,
+        )
+    return True
+
+
 async def start_auth(
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -85,7 +113,7 @@ async def start_auth(
     email, password = state.config.first_admin_email, state.config.first_admin_password
     if email is not None and password is not None:
         try:
-            created = await auth_service.ensure_first_admin(
+            created = await ensure_first_admin(
                 sessionmaker,
                 email=email,
                 password=password.get_secret_value(),

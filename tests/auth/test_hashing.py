@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.pool import QueuePool
 
 from src.app import create_app
-from src.auth import service as auth_service
+from src.auth import state as auth_state
 from src.auth.config import AuthConfig
 from src.auth.models import User
 from src.auth.passwords import (
@@ -433,7 +433,7 @@ class TestNoConnectionWhileHashing:
         grace = await deployed.add_user("grace@example.org")
         deployed.gate.close()
         created = asyncio.create_task(
-            auth_service.ensure_first_admin(
+            auth_state.ensure_first_admin(
                 deployed.app.state.sessionmaker,
                 email="root@example.org",
                 password="first-admin-password",

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from src.app import create_app
-from src.auth import service as auth_service
+from src.auth import state as auth_state
 from src.auth.cli import create_admin
 from src.auth.config import AuthConfig
 from src.auth.exceptions import EmailTakenError
@@ -84,7 +84,7 @@ class TestFirstAdmin:
         async def created_meanwhile(*args: object, **kwargs: object) -> bool:
             raise EmailTakenError
 
-        monkeypatch.setattr(auth_service, "ensure_first_admin", created_meanwhile)
+        monkeypatch.setattr(auth_state, "ensure_first_admin", created_meanwhile)
         config = make_config(
             first_admin_email="root@example.org", first_admin_password="first-admin-password"
         )
