@@ -6,7 +6,10 @@ the response is sent, so a failed commit is reported as a failure, never as succ
 PostgreSQL runs through asyncpg; SQLite through aiosqlite with WAL, foreign keys and a busy
 timeout, and with SQLAlchemy driving BEGIN itself so savepoints work: IMMEDIATE, so concurrent
 writers queue instead of failing, except for the sessions of requests that only read (GET and
-HEAD), which begin DEFERRED and so never wait for a writer (WAL lets them read meanwhile).
+HEAD), which begin DEFERRED and so never wait for a writer (WAL lets them read meanwhile). On
+PostgreSQL those read-only sessions run in autocommit (no BEGIN and COMMIT round trips; READ
+COMMITTED gives each statement its own snapshot either way). Pooled connections are pinged only
+after being idle a while (``_ping_when_idle``), not at every checkout.
 
 Whatever cannot get the database in time (a locked SQLite file, an exhausted connection pool,
 PostgreSQL out of connections) is ``is_busy``; the error handlers answer it 503 SERVICE_BUSY.
@@ -15,6 +18,7 @@ PostgreSQL out of connections) is ``is_busy``; the error handlers answer it 503 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime
@@ -28,7 +32,9 @@ from sqlalchemy import (
     Dialect,
     MetaData,
     SQLColumnExpression,
+    String,
     TypeDecorator,
+    bindparam,
     event,
 )
 from sqlalchemy import exc as sa_exc
@@ -60,6 +66,9 @@ DEFAULT_POOL_SIZE = 10
 DEFAULT_MAX_OVERFLOW = 10
 DEFAULT_POOL_TIMEOUT = 5.0
 DEFAULT_BUSY_TIMEOUT = 10.0
+# A pooled connection idle this long (seconds) is pinged before it is used again.
+PING_AFTER_IDLE = 10.0
+_IDLE_SINCE = "mosaic_idle_since"
 
 # Methods whose requests only read: their sessions begin DEFERRED on SQLite (see get_session).
 READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
@@ -71,11 +80,21 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def contains(expression: SQLColumnExpression[str], text: str) -> ColumnElement[bool]:
+def contains(
+    expression: SQLColumnExpression[str], text: str, *, planned_for_value: bool = False
+) -> ColumnElement[bool]:
     """``expression LIKE '%text%'`` with ``text``'s own ``%``, ``_`` and ``\\`` taken literally
-    (casing is the caller's: compare lower-cased text with a lower-cased column)."""
+    (casing is the caller's: compare lower-cased text with a lower-cased column).
+
+    ``planned_for_value``: the pattern is written into the statement's text (escaped by the
+    dialect, as a literal) rather than sent as a parameter, so PostgreSQL plans the statement
+    for this very pattern. A prepared statement run often enough gets a generic plan, which
+    guesses the selectivity of LIKE: for a term too short to have a trigram that plan scans the
+    whole trigram index (3x a sequential scan). Only the search's statements pay for planning;
+    every other statement keeps its prepared plan."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return expression.like(f"%{escaped}%", escape="\\")
+    pattern = bindparam(None, f"%{escaped}%", type_=String(), literal_execute=planned_for_value)
+    return expression.like(pattern, escape="\\")
 
 
 def today() -> date:
@@ -210,17 +229,34 @@ def create_engine(
             engine = create_async_engine(url, echo=echo)
         _configure_sqlite(engine, busy_timeout=busy_timeout)
         return engine
-    return create_async_engine(
-        url,
-        echo=echo,
-        pool_pre_ping=True,
-        **pool,
-        # asyncpg prepares every statement, and after five runs PostgreSQL may switch to a
-        # generic plan that guesses LIKE selectivity: for a search term too short to have a
-        # trigram it then scans the whole GIN index (3x a sequential scan). Plan each statement
-        # for its actual values instead.
-        connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
-    )
+    engine = create_async_engine(url, echo=echo, **pool)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: AsyncEngine, *, after: float = PING_AFTER_IDLE) -> None:
+    """Check a pooled connection before use only when it has been idle for ``after`` seconds.
+
+    SQLAlchemy's ``pool_pre_ping`` pings at every checkout: with asyncpg that is three round
+    trips (BEGIN, an empty query, ROLLBACK) before each request's first statement. A connection
+    in steady use has just proved itself; one idle long enough to have been cut (a server
+    restart, an idle timeout on the way) is pinged, and replaced if the ping fails. A connection
+    that breaks while in use fails its statement, and SQLAlchemy then discards the pool's
+    other connections of that generation."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since < after:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise sa_exc.DisconnectionError(f"stale pooled connection: {error}") from error
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -250,7 +286,7 @@ async def run_after_commit(session: AsyncSession) -> None:
             logger.exception("after-commit callback failed")
 
 
-def writes_on_read(request: Request) -> None:
+async def writes_on_read(request: Request) -> None:
     """Declared as ``dependencies=[Depends(writes_on_read)]`` on a GET or HEAD route that may
     write (route dependencies run before the session is opened): its session then takes the
     write lock up front like any other request's."""
@@ -264,11 +300,29 @@ def read_only(request: Request) -> bool:
     )
 
 
+def autocommit_options(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+    """Connection options for a session whose statements may each commit on their own: on
+    PostgreSQL, autocommit (no BEGIN and COMMIT round trips). Nothing elsewhere, nor for a
+    session bound to a connection, which joins that connection's transaction."""
+    bind = sessionmaker.kw.get("bind")
+    if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
+        return {"isolation_level": "AUTOCOMMIT"}
+    return {}
+
+
+def read_only_options(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+    """The connection options of a read-only request's session. On PostgreSQL it runs in
+    autocommit: each statement reads the last committed state, as it would in a READ COMMITTED
+    transaction, without the BEGIN and COMMIT round trips. SQLite begins it DEFERRED."""
+    return {_READ_ONLY: True, **autocommit_options(sessionmaker)}
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session and one transaction per request, committed when the route has returned.
-    A read-only request's transaction begins DEFERRED on SQLite (no write lock)."""
+    A read-only request's session begins DEFERRED on SQLite (no write lock) and runs in
+    autocommit on PostgreSQL (read_only_options)."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    options: dict[str, Any] = {_READ_ONLY: True} if read_only(request) else {}
+    options = read_only_options(sessionmaker) if read_only(request) else {}
     async with sessionmaker(execution_options=options) as session:
         try:
             yield session

@@ -32,7 +32,7 @@ async def paging(
 PageDep = Annotated[Page, Depends(paging)]
 
 
-def get_storage(request: Request) -> Storage:
+async def get_storage(request: Request) -> Storage:
     storage: Storage = request.app.state.storage
     return storage
 

@@ -133,7 +133,7 @@ async def deferred_writes(request: Request) -> AsyncIterator[Deferred]:
 DeferredDep = Annotated[Deferred, Depends(deferred_writes, scope="function")]
 
 
-def app_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+async def app_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     """The application's session factory, for short sessions of their own (a login reads the
     password hash in one, closed before verifying it)."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker

@@ -3,8 +3,9 @@ strategy.
 
 The counters are shared by every process: in Redis when REDIS_URL is set (limits' own async Redis
 storage), else in the ``rate_limit_counter`` table through ``DatabaseStorage``, a `limits` storage
-whose increment is one atomic upsert. Each call runs in its own short transaction, so a counted
-attempt is kept whatever happens to the request's transaction.
+whose increment is one atomic upsert (the counters of one attempt, per account and per client,
+in one statement). Each call runs in its own short transaction, so a counted attempt is kept
+whatever happens to the request's transaction.
 
 An attempt is counted before it is checked (``consume``), so parallel guesses cannot slip through
 between a check and a count; a login that succeeds gives its attempt back (``refund``).
@@ -15,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
 from limits import RateLimitItem, parse
@@ -30,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from src.auth.exceptions import TooManyAttemptsError
 from src.auth.models import RateLimitCounter
-from src.database import utcnow
+from src.database import autocommit_options, utcnow
 
 # One increment in this many also deletes expired counters, so the table stays small.
 CLEANUP_ONE_IN = 100
@@ -50,32 +52,44 @@ class DatabaseStorage(Storage):
         return SQLAlchemyError
 
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        (count, _expires_at), *_ = (await self.incr_many([(key, expiry)], amount)).values()
+        return count
+
+    async def incr_many(
+        self, counters: Sequence[tuple[str, int]], amount: int = 1
+    ) -> dict[str, tuple[int, datetime]]:
+        """Add ``amount`` to each counter ``(key, expiry in seconds)`` (distinct keys) in one
+        atomic upsert; a counter whose window has ended starts a new one. Returns each key's
+        count and the end of its window."""
         now = utcnow()
         table = cast(Table, RateLimitCounter.__table__)
-        async with self._sessionmaker() as session:
+        # One statement, its own transaction: on PostgreSQL in autocommit, without the round
+        # trips of BEGIN and COMMIT.
+        options = autocommit_options(self._sessionmaker)
+        async with self._sessionmaker(execution_options=options) as session:
             dialect = session.get_bind().dialect.name
             insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
             expired = table.c.expires_at <= now
-            statement = (
-                insert(table)
-                .values(key=key, count=amount, expires_at=now + timedelta(seconds=expiry))
-                .on_conflict_do_update(
-                    index_elements=[table.c.key],
-                    set_={
-                        "count": case((expired, amount), else_=table.c.count + amount),
-                        "expires_at": case(
-                            (expired, now + timedelta(seconds=expiry)),
-                            else_=table.c.expires_at,
-                        ),
-                    },
-                )
-                .returning(table.c.count)
+            values = insert(table).values(
+                [
+                    {"key": key, "count": amount, "expires_at": now + timedelta(seconds=expiry)}
+                    for key, expiry in counters
+                ]
             )
-            count = (await session.execute(statement)).scalar_one()
+            statement = values.on_conflict_do_update(
+                index_elements=[table.c.key],
+                set_={
+                    "count": case((expired, amount), else_=table.c.count + amount),
+                    "expires_at": case(
+                        (expired, values.excluded.expires_at), else_=table.c.expires_at
+                    ),
+                },
+            ).returning(table.c.key, table.c.count, table.c.expires_at)
+            rows = (await session.execute(statement)).all()
             if secrets.randbelow(CLEANUP_ONE_IN) == 0:
                 await session.execute(delete(table).where(expired))
             await session.commit()
-        return int(count)
+        return {key: (int(count), expires_at) for key, count, expires_at in rows}
 
     async def _live(self, key: str) -> RateLimitCounter | None:
         async with self._sessionmaker() as session:
@@ -142,24 +156,47 @@ class Attempts:
         ]
 
     async def consume(self, account: str) -> None:
-        """Count one attempt for ``account`` from this client; refuse past a limit."""
+        """Count one attempt for ``account`` from this client; refuse past a limit. In the
+        database, both counters are counted by one statement."""
+        counters = self._counters(account)
         retry_after: float | None = None
-        for item, identifiers in self._counters(account):
-            if await self.limiter.hit(item, *identifiers):
-                self._consumed.append((item, identifiers))
-                continue
-            stats = await self.limiter.get_window_stats(item, *identifiers)
-            retry_after = max(retry_after or 0.0, stats.reset_time - time.time())
+        storage = self.limiter.storage
+        if isinstance(storage, DatabaseStorage):
+            keys = [item.key_for(*identifiers) for item, identifiers in counters]
+            counts = await storage.incr_many(
+                [(key, item.get_expiry()) for key, (item, _) in zip(keys, counters, strict=True)]
+            )
+            for key, (item, identifiers) in zip(keys, counters, strict=True):
+                count, expires_at = counts[key]
+                if count <= item.amount:
+                    self._consumed.append((item, identifiers))
+                else:
+                    retry_after = max(retry_after or 0.0, expires_at.timestamp() - time.time())
+        else:
+            for item, identifiers in counters:
+                if await self.limiter.hit(item, *identifiers):
+                    self._consumed.append((item, identifiers))
+                    continue
+                stats = await self.limiter.get_window_stats(item, *identifiers)
+                retry_after = max(retry_after or 0.0, stats.reset_time - time.time())
         if retry_after is not None:
             raise TooManyAttemptsError(retry_after=retry_after)
 
     async def refund(self) -> None:
-        """Give back what ``consume`` counted (a successful login is not a failed attempt)."""
+        """Give back what ``consume`` counted (a successful login is not a failed attempt); in
+        the database, in one statement."""
         consumed, self._consumed = self._consumed, []
-        for item, identifiers in consumed:
-            await self.limiter.storage.incr(
-                item.key_for(*identifiers), item.get_expiry(), amount=-1
+        if not consumed:
+            return
+        storage = self.limiter.storage
+        if isinstance(storage, DatabaseStorage):
+            await storage.incr_many(
+                [(item.key_for(*identifiers), item.get_expiry()) for item, identifiers in consumed],
+                amount=-1,
             )
+            return
+        for item, identifiers in consumed:
+            await storage.incr(item.key_for(*identifiers), item.get_expiry(), amount=-1)
 
 
 @dataclass

@@ -126,7 +126,7 @@ async def start_auth(
     return state
 
 
-def auth_state(connection: HTTPConnection) -> AuthState:
+async def auth_state(connection: HTTPConnection) -> AuthState:
     """Dependency: the application's auth state."""
     state: AuthState = connection.app.state.auth
     return state

@@ -37,7 +37,7 @@ StudyRef = Annotated[
 MEMBERS = frozenset({AccessRole.OWNER, AccessRole.EDITOR, AccessRole.VIEWER})
 
 
-def get_study_config(request: Request) -> StudyConfig:
+async def get_study_config(request: Request) -> StudyConfig:
     config: StudyConfig = request.app.state.study_config
     return config
 

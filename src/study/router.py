@@ -17,7 +17,7 @@ from src.dependencies import PageDep, SessionDep, StorageDep
 from src.exceptions import error_responses
 from src.schemas import PageOf, Paginated
 from src.study import readiness, service, visibility
-from src.study.constants import StudyStatus
+from src.study.constants import AccessRole, StudyStatus
 from src.study.dependencies import (
     MEMBER_LOOKUPS,
     DraftForEditor,
@@ -92,7 +92,8 @@ async def create_study(
     study = await service.create(
         session, data=data, owner=user, accession_prefix=config.accession_prefix
     )
-    view = await visibility.get_view(session, reference=str(study.id), user=user)
+    # Its counts and the caller's role are known: no need to read it back.
+    view = StudyView(study, AccessRole.OWNER, sample_count=len(data.samples or []))
     response.headers["Location"] = f"/api/v1/studies/{study.accession}"
     return _with_etag(response, view)
 

@@ -9,11 +9,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
     Select,
+    Table,
     and_,
     delete,
     exists,
@@ -21,11 +22,13 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     true,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from src.auth import service as auth_service
@@ -133,8 +136,14 @@ async def list_events(session: AsyncSession, *, study: Study, page: Page) -> Pag
 # Studies.
 
 
-def _search_text(study: Study) -> str:
-    parts = [study.accession, study.title, study.description, *study.authors]
+def _search_text(study: Study, *, accession: str | None = None) -> str:
+    """What ``q`` searches: accession (``accession`` if given), title, description, authors."""
+    parts = [
+        study.accession if accession is None else accession,
+        study.title,
+        study.description,
+        *study.authors,
+    ]
     return " ".join(part for part in parts if part).casefold()
 
 
@@ -202,30 +211,110 @@ async def insert_samples(
 async def create(
     session: AsyncSession, *, data: StudyCreate, owner: User, accession_prefix: str
 ) -> Study:
-    """A new draft with its accession, and its inline samples: all of them or nothing."""
+    """A new draft with its accession, and its inline samples: all of them or nothing.
+
+    The study and its samples are written first under a provisional accession; the number is
+    taken by the last statement before the commit (``assign_accession``), so the counter's
+    row lock, which serialises creations, is held for that statement and the commit only."""
     checks = check_samples(data.samples or [])
+    study_id = uuid.uuid4()
     study = Study(
-        id=uuid.uuid4(),
-        accession=await next_accession(session, prefix=accession_prefix),
+        id=study_id,
+        # Unique and never seen outside this transaction: replaced before it commits.
+        accession=f"~{study_id.hex[:31]}",
         owner_id=owner.id,
         title=data.title,
         description=data.description,
         authors=list(data.authors),
         release_date=data.release_date,
         status=StudyStatus.DRAFT,
+        search_text="",
     )
-    study.search_text = _search_text(study)
+    study.owner = owner
     session.add(study)
     session.add_all(_new_sample(study, check) for check in checks)
-    record_event(
-        session,
-        study=study,
-        actor=owner,
-        action=EventAction.STUDY_CREATED,
-        detail={"accession": study.accession, "samples": len(checks)},
-    )
     await session.flush()
+    await assign_accession(
+        session, study=study, prefix=accession_prefix, actor=owner, samples=len(checks)
+    )
     return study
+
+
+# The numbering statement on PostgreSQL: the counter, the study's accession and search text, and
+# the STUDY_CREATED event in one round trip. The number is formatted as f"{prefix}-{value:04d}".
+_ASSIGN_ACCESSION = text(
+    """
+    WITH counter AS (
+        UPDATE accession_counter SET value = value + 1 WHERE name = :counter
+        RETURNING CAST(:prefix AS text) || '-' || CASE WHEN value < 10000
+            THEN lpad(CAST(value AS text), 4, '0') ELSE CAST(value AS text) END AS accession
+    ), numbered AS (
+        UPDATE study SET accession = counter.accession,
+            search_text = lower(counter.accession) || CAST(:rest AS text)
+        FROM counter WHERE study.id = :study_id
+        RETURNING study.accession
+    ), created AS (
+        INSERT INTO study_event (id, study_id, actor_id, action, detail, at)
+        SELECT CAST(:event_id AS uuid), :study_id, CAST(:actor_id AS uuid),
+            CAST(:action AS varchar), json_build_object(
+                'accession', numbered.accession, 'samples', CAST(:samples AS integer)),
+            CAST(:at AS timestamptz)
+        FROM numbered
+    )
+    SELECT accession FROM numbered
+    """
+)
+
+
+async def assign_accession(
+    session: AsyncSession, *, study: Study, prefix: str, actor: User, samples: int
+) -> None:
+    """Number a study just written (``create``): the next accession from the counter (its
+    UPDATE takes the row lock, so concurrent creations get consecutive numbers and a rolled-back
+    creation gives its number back), the search text that includes it, and the STUDY_CREATED
+    event. Call it last before the commit: the lock is held from here to the commit."""
+    # The search text after the accession (see _search_text), so SQL can put the two together.
+    rest = _search_text(study, accession="")
+    rest = f" {rest}" if rest else ""
+    if session.get_bind().dialect.name == "postgresql":
+        accession = (
+            await session.execute(
+                _ASSIGN_ACCESSION,
+                {
+                    "counter": ACCESSION_COUNTER,
+                    "prefix": prefix,
+                    "rest": rest,
+                    "study_id": study.id,
+                    "event_id": uuid.uuid4(),
+                    "actor_id": actor.id,
+                    "action": EventAction.STUDY_CREATED.value,
+                    "samples": samples,
+                    "at": utcnow(),
+                },
+            )
+        ).scalar_one()
+    else:
+        accession = await next_accession(session, prefix=prefix)
+        table = cast(Table, Study.__table__)
+        await session.execute(
+            update(table)
+            .where(table.c.id == study.id)
+            .values(
+                accession=accession,
+                search_text=_search_text(study, accession=accession),
+                updated_at=study.updated_at,  # not the column's onupdate: unchanged
+            )
+        )
+        record_event(
+            session,
+            study=study,
+            actor=actor,
+            action=EventAction.STUDY_CREATED,
+            detail={"accession": accession, "samples": samples},
+        )
+    # The row has them already; the loaded study is told without being marked changed.
+    set_committed_value(study, "accession", accession)
+    set_committed_value(study, "search_text", _search_text(study, accession=accession))
 
 
 def _study_conditions(
@@ -248,7 +337,9 @@ def _study_conditions(
     if status is not None:
         conditions.append(Study.status == status)
     if q and q.strip():
-        conditions.append(contains(Study.search_text, q.strip().casefold()))
+        # Planned for the term (see contains): a two-character term and a common one need
+        # different plans, which a generic plan cannot be.
+        conditions.append(contains(Study.search_text, q.strip().casefold(), planned_for_value=True))
     if organism and organism.strip():
         conditions.append(
             exists().where(
