@@ -7,6 +7,8 @@
     python main.py fsck [--verify] [--repair] [--json]
                                                  storage against the database; exit 0 clean,
                                                  1 problems found, 2 cannot run
+    python main.py recount [--repair] [--json]   every study's kept counters against a
+                                                 recount; exit 0 clean, 1 drift, 2 cannot run
 
 ``serve`` runs the migrations once, then starts uvicorn with the application factory.
 """
@@ -104,6 +106,14 @@ def _parser() -> argparse.ArgumentParser:
         "--repair", action="store_true", help="remove orphans older than ORPHAN_GRACE_HOURS"
     )
     fsck.add_argument("--json", action="store_true", help="print the report as JSON")
+    recount = commands.add_parser(
+        "recount",
+        help="check every study's kept counters against a recount (exit 1 when one differs)",
+    )
+    recount.add_argument(
+        "--repair", action="store_true", help="set the studies that differ to the recount"
+    )
+    recount.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -127,6 +137,13 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(sys.stderr)
         return fsck(settings, verify=args.verify, repair=args.repair, as_json=args.json)
+    if command == "recount":
+        from src.study.cli import recount
+
+        for handler in logging.getLogger().handlers:  # stdout holds the report
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(sys.stderr)
+        return recount(settings, repair=args.repair, as_json=args.json)
     from src.auth.cli import create_admin
 
     return create_admin(settings, email=args.email)

@@ -59,6 +59,8 @@ class Study(UUIDPrimaryKey, Timestamps, Base):
     __table_args__ = (
         Index("ix_study_status_created_at", "status", "created_at"),
         Index("ix_study_created_at", "created_at"),
+        # A caller's own studies, newest first ("mine"), and their sums (the dashboard).
+        Index("ix_study_owner_id_created_at", "owner_id", "created_at"),
         # The review queue: studies in review, oldest submission first.
         Index("ix_study_status_submitted_at", "status", "submitted_at"),
         # Trigram index behind ``q`` on PostgreSQL (created by the migration with pg_trgm).
@@ -72,7 +74,7 @@ class Study(UUIDPrimaryKey, Timestamps, Base):
     )
 
     accession: Mapped[str] = mapped_column(String(32), unique=True)
-    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user.id"), index=True)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user.id"))
     title: Mapped[str] = mapped_column(String(300))
     description: Mapped[str] = mapped_column(Text, default="")
     authors: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -84,6 +86,16 @@ class Study(UUIDPrimaryKey, Timestamps, Base):
     # Lower-cased accession, title, description and authors: what ``q`` searches.
     search_text: Mapped[str] = mapped_column(Text, default="")
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # Counts kept as the data changes, in the transaction that changes it (study/counters.py):
+    # lists and aggregates read them instead of counting samples and files.
+    sample_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    file_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    total_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    valid_file_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    invalid_file_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    valid_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    valid_read_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    valid_base_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     owner: Mapped[User] = relationship(lazy="raise")
     members: Mapped[list[StudyMember]] = relationship(

@@ -93,7 +93,7 @@ async def create_study(
         session, data=data, owner=user, accession_prefix=config.accession_prefix
     )
     # Its counts and the caller's role are known: no need to read it back.
-    view = StudyView(study, AccessRole.OWNER, sample_count=len(data.samples or []))
+    view = StudyView(study, AccessRole.OWNER)
     response.headers["Location"] = f"/api/v1/studies/{study.accession}"
     return _with_etag(response, view)
 

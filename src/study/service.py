@@ -36,7 +36,7 @@ from src.auth.models import User
 from src.database import after_commit, contains, utcnow
 from src.schemas import Page, PageOf, paginate
 from src.storage import Storage
-from src.study import checklist, visibility
+from src.study import checklist, counters, visibility
 from src.study.constants import (
     ACCESSION_COUNTER,
     ChecklistCode,
@@ -204,6 +204,7 @@ async def insert_samples(
     await session.execute(
         insert(Sample), [_sample_row(study, values, attributes) for values, attributes in samples]
     )
+    await counters.add(session, study_id=study.id, tally=counters.samples(len(samples)))
     _touch(study)
     return len(samples)
 
@@ -229,6 +230,7 @@ async def create(
         release_date=data.release_date,
         status=StudyStatus.DRAFT,
         search_text="",
+        sample_count=len(checks),
     )
     study.owner = owner
     session.add(study)
@@ -677,6 +679,8 @@ async def create_sample(
     sample = _new_sample(study, check)
     sample.files = []
     session.add(sample)
+    await session.flush()
+    await counters.add(session, study_id=study.id, tally=counters.samples(1))
     _touch(study)
     record_event(
         session,
@@ -740,13 +744,9 @@ async def delete_samples(
     if not samples:
         return
     ids = [sample.id for sample in samples]
-    keys = list(
-        (
-            await session.scalars(
-                select(SampleFile.storage_key).where(SampleFile.sample_pk.in_(ids))
-            )
-        ).all()
-    )
+    # Locked first: a file being added to one of them waits, then finds its sample gone, so
+    # every file that goes is one the statement below deletes (and counts).
+    await session.execute(select(Sample.id).where(Sample.id.in_(ids)).with_for_update())
     uploads = (
         await session.execute(
             select(Upload.storage_key, Upload.storage_state).where(
@@ -754,7 +754,18 @@ async def delete_samples(
             )
         )
     ).all()
-    await session.execute(delete(Sample).where(Sample.id.in_(ids)))
+    files = (
+        await session.execute(
+            delete(SampleFile)
+            .where(SampleFile.sample_pk.in_(ids))
+            .returning(SampleFile.storage_key, *counters.FILE_COLUMNS)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    keys = [file[0] for file in files]
+    deleted = await session.execute(delete(Sample).where(Sample.id.in_(ids)).returning(Sample.id))
+    gone = counters.samples(len(deleted.all())) + counters.files_tally(file[1:] for file in files)
+    await counters.add(session, study_id=study.id, tally=-gone)
     for sample in samples:
         if record:
             record_event(
@@ -802,10 +813,8 @@ async def end_uploads(
         .execution_options(synchronize_session=False)
     )
     files = [upload.file_id for upload in uploads if upload.file_id is not None]
-    await session.execute(
-        delete(SampleFile)
-        .where(SampleFile.id.in_(files), SampleFile.status == FileStatus.UPLOADING)
-        .execution_options(synchronize_session=False)
+    await counters.remove_files(
+        session, where=and_(SampleFile.id.in_(files), SampleFile.status == FileStatus.UPLOADING)
     )
     await session.flush()
     for upload in uploads:

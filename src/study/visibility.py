@@ -1,7 +1,7 @@
 """Who sees which study, written once: a public study (``Study.is_public``, and
 ``Study.public_clause`` in SQL: published, release date passed) is seen by anyone; any other only
 by its owner, its members, reviewers and admins (``access_role``). A ``StudyView`` is a study as
-one caller sees it, with their role and its counts computed in SQL; ``Scope`` and
+one caller sees it, with their role; ``Scope`` and
 ``resolve_scope`` say which list a caller may ask for.
 """
 
@@ -13,25 +13,23 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from src.auth.models import User, UserRole
 from src.study.constants import AccessRole, MemberRole
 from src.study.exceptions import ForbiddenError, StudyNotFoundError
-from src.study.models import Sample, SampleFile, Study, StudyMember
+from src.study.models import Study, StudyMember
 
 
 @dataclass
 class StudyView:
-    """A study with the caller's role and its counts; reads like the Study model."""
+    """A study with the caller's role; reads like the Study model (its counts included, which
+    are kept on the study row: study/counters.py)."""
 
     study: Study
     my_role: AccessRole
-    sample_count: int = 0
-    file_count: int = 0
-    total_bytes: int = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.study, name)
@@ -72,35 +70,9 @@ def _member_role_column(user: User | None) -> Any:
     )
 
 
-def _count_columns() -> tuple[Any, Any, Any]:
-    """Correlated counts, so they are computed for the rows a query returns and no others."""
-    sample_count = (
-        select(func.count(Sample.id))
-        .where(Sample.study_id == Study.id)
-        .correlate(Study)
-        .scalar_subquery()
-    )
-    file_stats = (
-        select(SampleFile.id, SampleFile.size)
-        .join(Sample, SampleFile.sample_pk == Sample.id)
-        .where(Sample.study_id == Study.id)
-        .correlate(Study)
-    )
-    file_count = select(func.count()).select_from(file_stats.subquery()).scalar_subquery()
-    total_bytes = (
-        select(func.coalesce(func.sum(SampleFile.size), 0))
-        .join(Sample, SampleFile.sample_pk == Sample.id)
-        .where(Sample.study_id == Study.id)
-        .correlate(Study)
-        .scalar_subquery()
-    )
-    return sample_count, file_count, total_bytes
-
-
 def view_query(user: User | None) -> Select[Any]:
-    sample_count, file_count, total_bytes = _count_columns()
     member_role = _member_role_column(user)
-    columns: list[Any] = [Study, sample_count, file_count, total_bytes]
+    columns: list[Any] = [Study]
     if member_role is not None:
         columns.append(member_role)
     return select(*columns).options(joinedload(Study.owner))
@@ -109,12 +81,12 @@ def view_query(user: User | None) -> Select[Any]:
 def views_from_rows(rows: Sequence[Any], user: User | None) -> list[StudyView]:
     views = []
     for row in rows:
-        study, samples, files, size = row[0], row[1], row[2], row[3]
-        member_role = MemberRole(row[4]) if user is not None and row[4] is not None else None
+        study = row[0]
+        member_role = MemberRole(row[1]) if user is not None and row[1] is not None else None
         role = access_role(study, user, member_role)
         if role is None:  # filtered in SQL already; kept as a guard against a visibility leak
             continue
-        views.append(StudyView(study, role, int(samples), int(files), int(size or 0)))
+        views.append(StudyView(study, role))
     return views
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User, UserRole
 from src.database import today
+from src.study import counters
 from src.study.constants import FileStatus, MemberRole, StudyStatus
 from src.study.models import Sample, SampleFile, Study, StudyEvent
 from tests.factories import create_user
@@ -287,6 +288,7 @@ async def build_world(session: AsyncSession) -> World:
             )
             session.add(sample)
             await session.flush()
+            await counters.add(session, study_id=study.id, tally=counters.samples(1))
             for file_spec in sample_spec.files:
                 file = await add_file(
                     session,

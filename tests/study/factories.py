@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User
 from src.database import utcnow
-from src.study import service
+from src.study import counters, service
 from src.study.constants import FileStatus, MemberRole, ReadKind, StudyStatus
 from src.study.models import Sample, SampleFile, Study, StudyMember
 from src.study.schemas import SampleCreate, StudyCreate
@@ -79,7 +79,7 @@ async def add_file(
     name_digest: str | None = None,
     size: int = 1000,
 ) -> SampleFile:
-    """A file record as an upload would leave it (no stored bytes)."""
+    """A file record as an upload would leave it (no stored bytes), counted in its study."""
     file = SampleFile(
         sample_pk=sample.id,
         filename=filename or f"{sample.sample_id}_{uuid.uuid4().hex[:6]}.fastq.gz",
@@ -97,4 +97,9 @@ async def add_file(
     )
     session.add(file)
     await session.flush()
+    await counters.add(
+        session,
+        study_id=sample.study_id,
+        tally=counters.file_tally(file.status, file.size, file.read_count, file.base_count),
+    )
     return file

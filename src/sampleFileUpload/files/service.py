@@ -28,8 +28,8 @@ from src.sampleFileUpload.files.exceptions import (
 )
 from src.sampleFileUpload.files.ingest import Ingested
 from src.storage import Storage
+from src.study import counters, visibility
 from src.study import service as study_service
-from src.study import visibility
 from src.study.constants import EventAction, FileStatus, ReadKind
 from src.study.exceptions import SampleNotFoundError
 from src.study.models import Sample, SampleFile, StorageReservation, Study, Upload
@@ -339,6 +339,11 @@ async def add_file(
     session.add(file)
     file_added(session, view, user, file)
     await session.flush()
+    await counters.add(
+        session,
+        study_id=view.study.id,
+        tally=counters.file_tally(file.status, file.size, file.read_count, file.base_count),
+    )
     return file
 
 
@@ -380,7 +385,7 @@ async def delete_file(
         )
     ).all()
     await session.execute(delete(Upload).where(Upload.file_id == file.id))
-    await session.execute(delete(SampleFile).where(SampleFile.id == file.id))
+    await counters.remove_files(session, where=SampleFile.id == file.id)
     view.study.updated_at = utcnow()
     study_service.record_event(
         session,

@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User
 from src.database import utcnow
 from src.sampleFileUpload.files.ingest import Ingested
 from src.sampleFileUpload.files.service import apply_ingested, file_added, new_file
+from src.study import counters
 from src.study.constants import FileStatus, ReadKind
 from src.study.exceptions import SampleNotFoundError
 from src.study.models import Sample, SampleFile, Upload
@@ -49,6 +50,9 @@ async def create_upload(
     file.validation_errors = []
     session.add(file)
     await session.flush()
+    await counters.add(
+        session, study_id=view.study.id, tally=counters.file_tally(file.status, 0, None, None)
+    )
     upload = Upload(
         id=uuid.uuid4(),
         owner_id=user.id,
@@ -164,6 +168,7 @@ async def complete_upload(
     file = await session.get(SampleFile, upload.file_id, populate_existing=True)
     if file is None:  # the file was deleted meanwhile: the upload went with it
         raise SampleNotFoundError("The file was deleted while it was uploading.")
+    before = counters.file_tally(file.status, file.size, file.read_count, file.base_count)
     apply_ingested(file, ingested)
     file.sample_record = sample
     now = utcnow()
@@ -183,6 +188,8 @@ async def complete_upload(
     )
     file_added(session, view, user, file)
     await session.flush()
+    after = counters.file_tally(file.status, file.size, file.read_count, file.base_count)
+    await counters.add(session, study_id=view.study.id, tally=after - before)
     return file
 
 
@@ -198,10 +205,8 @@ async def forget(session: AsyncSession, *, upload_id: uuid.UUID, file_id: uuid.U
         delete(Upload).where(Upload.id == upload_id).execution_options(synchronize_session=False)
     )
     if file_id is not None:
-        await session.execute(
-            delete(SampleFile)
-            .where(SampleFile.id == file_id, SampleFile.status == FileStatus.UPLOADING)
-            .execution_options(synchronize_session=False)
+        await counters.remove_files(
+            session, where=and_(SampleFile.id == file_id, SampleFile.status == FileStatus.UPLOADING)
         )
     await session.flush()
 

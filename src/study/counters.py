@@ -1,0 +1,280 @@
+"""Counts kept on the study row: its samples, its files (all of them, and the valid and invalid
+ones), their bytes, and the reads and bases of its valid files.
+
+Every change to samples or files adds its difference to these columns in the same transaction,
+with one ``UPDATE study SET n = n + :d`` (never read, add and write back), so concurrent writers
+add up instead of overwriting each other; a difference is taken from the rows a statement
+actually inserted, changed or deleted (``RETURNING``), not from rows read earlier. Lists and
+aggregates read the columns instead of counting rows.
+
+``recount_values`` is the same numbers counted from scratch: the migration that added the
+columns fills them with it, and ``python main.py recount`` compares (and with ``--repair``
+corrects) every study against it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    Update,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from src.study.constants import FileStatus
+from src.study.models import Sample, SampleFile, Study
+
+# The maintained columns, in the order of ``Tally``'s fields.
+COLUMNS: tuple[str, ...] = (
+    "sample_count",
+    "file_count",
+    "total_bytes",
+    "valid_file_count",
+    "invalid_file_count",
+    "valid_bytes",
+    "valid_read_count",
+    "valid_base_count",
+)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A difference to (or a value of) a study's counters, one field per column."""
+
+    sample_count: int = 0
+    file_count: int = 0
+    total_bytes: int = 0
+    valid_file_count: int = 0
+    invalid_file_count: int = 0
+    valid_bytes: int = 0
+    valid_read_count: int = 0
+    valid_base_count: int = 0
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(*(getattr(self, name) + getattr(other, name) for name in COLUMNS))
+
+    def __neg__(self) -> Tally:
+        return Tally(*(-getattr(self, name) for name in COLUMNS))
+
+    def __sub__(self, other: Tally) -> Tally:
+        return self + -other
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, name) for name in COLUMNS)
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in COLUMNS}
+
+
+assert tuple(field.name for field in fields(Tally)) == COLUMNS
+
+
+def samples(count: int) -> Tally:
+    return Tally(sample_count=count)
+
+
+def file_tally(
+    status: FileStatus | str, size: int | None, read_count: int | None, base_count: int | None
+) -> Tally:
+    """What one file adds to its study's counters."""
+    valid = FileStatus(status) == FileStatus.VALID
+    return Tally(
+        file_count=1,
+        total_bytes=size or 0,
+        valid_file_count=1 if valid else 0,
+        invalid_file_count=1 if FileStatus(status) == FileStatus.INVALID else 0,
+        valid_bytes=(size or 0) if valid else 0,
+        valid_read_count=(read_count or 0) if valid else 0,
+        valid_base_count=(base_count or 0) if valid else 0,
+    )
+
+
+def files_tally(rows: Iterable[Any]) -> Tally:
+    """What files add, from rows with ``status, size, read_count, base_count`` (in that order),
+    such as the ``RETURNING`` of a statement that inserted or deleted them."""
+    total = Tally()
+    for row in rows:
+        total += file_tally(row[0], row[1], row[2], row[3])
+    return total
+
+
+_STUDY_TABLE = cast(Table, Study.__table__)
+
+# The file columns ``files_tally`` reads, for a ``RETURNING``.
+FILE_COLUMNS = (SampleFile.status, SampleFile.size, SampleFile.read_count, SampleFile.base_count)
+
+
+async def add(session: AsyncSession, *, study_id: uuid.UUID, tally: Tally) -> None:
+    """Add ``tally`` to the study's counters in one statement. The study object, when the
+    session holds it, gets the values the statement wrote (without a further query)."""
+    changed = {name: value for name, value in tally.as_dict().items() if value}
+    if not changed:
+        return
+    table = _STUDY_TABLE
+    statement = (
+        update(table)
+        .where(table.c.id == study_id)
+        # Only the counters: updated_at and version are the changes' own business.
+        .values({table.c[name]: table.c[name] + value for name, value in changed.items()})
+        .values(updated_at=table.c.updated_at)
+        .returning(*(table.c[name] for name in COLUMNS))
+    )
+    row = (await session.execute(statement)).one_or_none()
+    if row is None:
+        return
+    study = session.identity_map.get(session.identity_key(Study, study_id))
+    if study is not None:
+        for name, value in zip(COLUMNS, row, strict=True):
+            set_committed_value(study, name, value)
+
+
+async def remove_files(session: AsyncSession, *, where: ColumnElement[bool]) -> int:
+    """Delete the files matching ``where`` and take exactly those from their studies' counters;
+    the number deleted."""
+    rows = (
+        await session.execute(
+            delete(SampleFile)
+            .where(where)
+            .returning(SampleFile.sample_pk, *FILE_COLUMNS)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    if not rows:
+        return 0
+    by_sample: dict[uuid.UUID, Tally] = {}
+    for row in rows:
+        by_sample[row[0]] = by_sample.get(row[0], Tally()) + file_tally(*row[1:])
+    owners = await session.execute(
+        select(Sample.id, Sample.study_id).where(Sample.id.in_(list(by_sample)))
+    )
+    by_study: dict[uuid.UUID, Tally] = {}
+    for sample_pk, study_id in owners.all():
+        by_study[study_id] = by_study.get(study_id, Tally()) - by_sample[sample_pk]
+    for study_id, tally in by_study.items():
+        await add(session, study_id=study_id, tally=tally)
+    return len(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Counting from scratch.
+
+
+def _recount_columns() -> dict[str, ColumnElement[Any]]:
+    """Each counter of the outer ``study`` row, counted from its samples and files."""
+
+    def of_files(value: Any) -> ColumnElement[Any]:
+        return (
+            select(func.coalesce(func.sum(value), 0))
+            .select_from(SampleFile)
+            .join(Sample, SampleFile.sample_pk == Sample.id)
+            .where(Sample.study_id == Study.id)
+            .correlate(Study)
+            .scalar_subquery()
+        )
+
+    valid = SampleFile.status == FileStatus.VALID
+    invalid = SampleFile.status == FileStatus.INVALID
+
+    def when(condition: ColumnElement[bool], value: Any) -> Any:
+        then = literal(value) if isinstance(value, int) else value
+        return case((condition, func.coalesce(then, 0)), else_=0)
+
+    return {
+        "sample_count": select(func.count(Sample.id))
+        .where(Sample.study_id == Study.id)
+        .correlate(Study)
+        .scalar_subquery(),
+        "file_count": of_files(literal(1)),
+        "total_bytes": of_files(SampleFile.size),
+        "valid_file_count": of_files(when(valid, 1)),
+        "invalid_file_count": of_files(when(invalid, 1)),
+        "valid_bytes": of_files(when(valid, SampleFile.size)),
+        "valid_read_count": of_files(when(valid, SampleFile.read_count)),
+        "valid_base_count": of_files(when(valid, SampleFile.base_count)),
+    }
+
+
+def drift_query(study_ids: Sequence[uuid.UUID] | None = None) -> Select[Any]:
+    """Studies whose counters differ from a recount: id, accession, then for each counter the
+    kept value and the recounted one."""
+    recount = _recount_columns()
+    kept = [getattr(Study, name) for name in COLUMNS]
+    differs = or_(*(getattr(Study, name) != recount[name] for name in COLUMNS))
+    statement = (
+        select(Study.id, Study.accession, *kept, *(recount[name] for name in COLUMNS))
+        .where(differs)
+        .order_by(Study.accession)
+    )
+    if study_ids is not None:
+        statement = statement.where(Study.id.in_(study_ids))
+    return statement
+
+
+def repair_statement(study_ids: Sequence[uuid.UUID] | None = None) -> Update:
+    """Set the counters of the given studies (all when None) to a recount."""
+    table = _STUDY_TABLE
+    statement = update(table).values(
+        {table.c[name]: value for name, value in _recount_columns().items()}
+    )
+    if study_ids is not None:
+        statement = statement.where(table.c.id.in_(study_ids))
+    # Counters only: updated_at is not touched by a recount.
+    return statement.values(updated_at=table.c.updated_at)
+
+
+@dataclass(frozen=True)
+class Drift:
+    study_id: uuid.UUID
+    accession: str
+    kept: Tally
+    counted: Tally
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "study_id": str(self.study_id),
+            "accession": self.accession,
+            "kept": self.kept.as_dict(),
+            "counted": self.counted.as_dict(),
+        }
+
+
+def _drifts(rows: Sequence[Any]) -> list[Drift]:
+    width = len(COLUMNS)
+    return [
+        Drift(
+            study_id=row[0],
+            accession=row[1],
+            kept=Tally(*(int(value) for value in row[2 : 2 + width])),
+            counted=Tally(*(int(value or 0) for value in row[2 + width :])),
+        )
+        for row in rows
+    ]
+
+
+async def find_drift(
+    session: AsyncSession, *, study_ids: Sequence[uuid.UUID] | None = None
+) -> list[Drift]:
+    """Every study (or those given) whose counters are not what a recount gives."""
+    return _drifts((await session.execute(drift_query(study_ids))).all())
+
+
+async def repair(session: AsyncSession, *, drifts: Sequence[Drift]) -> int:
+    """Set the drifted studies' counters to a recount (counted again, under the statement)."""
+    if not drifts:
+        return 0
+    await session.execute(repair_statement([drift.study_id for drift in drifts]))
+    return len(drifts)
