@@ -377,6 +377,24 @@ class Run:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_ms: float = 0.0  # the server's CPU time per request (user + system, all threads)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time used so far by process ``pid`` (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(server: Server, url: str, script: Path, connections: int, seconds: float) -> Run:
+    """A wrk run, with the server's CPU time per request: on a shared machine the wall-clock
+    rate depends on what else runs, the CPU each request costs much less."""
+    before = cpu_seconds(server.process.pid)
+    run = wrk(url, script, connections, seconds)
+    used = cpu_seconds(server.process.pid) - before
+    requests = run.rps * max(1, round(seconds))
+    run.cpu_ms = 1000 * used / requests if requests else float("inf")
+    return run
 
 
 def wrk(url: str, script: Path, connections: int, seconds: float) -> Run:
@@ -432,17 +450,20 @@ def run_rounds(
         for side in ("ours", "theirs"):
             wrk(targets[(workload.name, side)], scripts[(workload.name, side)],
                 workload.connections, warmup * workload.length)  # fmt: skip
+    servers = {"ours": ours, "theirs": theirs}
     for number in range(rounds):
         results.loads.append(os.getloadavg())
         order = ("ours", "theirs") if number % 2 == 0 else ("theirs", "ours")
         for workload in workloads:
             for side in order:
-                run = wrk(targets[(workload.name, side)], scripts[(workload.name, side)],
-                          workload.connections, seconds * workload.length)  # fmt: skip
+                run = measured(servers[side], targets[(workload.name, side)],
+                               scripts[(workload.name, side)], workload.connections,
+                               seconds * workload.length)  # fmt: skip
                 getattr(results, side).setdefault(workload.name, []).append(run)
                 print(
                     f"round {number + 1} {workload.name:<24} {side:<6} {run.rps:9.1f} req/s"
-                    f"  p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms  errors {run.errors}",
+                    f"  p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms  errors {run.errors}"
+                    f"  CPU {run.cpu_ms:6.2f} ms/request",
                     flush=True,
                 )
     results.loads.append(os.getloadavg())
@@ -461,14 +482,15 @@ def report(results: Results, workloads: list[Workload], args: argparse.Namespace
         + ", ".join(f"{a:.2f}/{b:.2f}/{c:.2f}" for a, b, c in results.loads),
         "",
         "| workload | ours req/s | ours p50 / p99 ms | template req/s | template p50 / p99 ms "
-        "| ratio ours/template (median, min-max) | goal | met |",
-        "|---|---|---|---|---|---|---|---|",
+        "| ratio ours/template (median, min-max) | goal | met "
+        "| CPU ms/request ours / template | CPU ratio template/ours (median, min-max) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for workload in workloads:
         ours, theirs = results.ours[workload.name], results.theirs[workload.name]
-        ratios = [
-            a.rps / b.rps if b.rps else float("inf") for a, b in zip(ours, theirs, strict=True)
-        ]
+        pairs = list(zip(ours, theirs, strict=True))
+        ratios = [a.rps / b.rps if b.rps else float("inf") for a, b in pairs]
+        cpu = [b.cpu_ms / a.cpu_ms if a.cpu_ms else float("inf") for a, b in pairs]
         ratio = _median(ratios)
         errors = sum(r.errors for r in ours) + sum(r.errors for r in theirs)
         lines.append(
@@ -480,7 +502,9 @@ def report(results: Results, workloads: list[Workload], args: argparse.Namespace
             f"| **{ratio:.2f}x** ({min(ratios):.2f}-{max(ratios):.2f}) "
             f"| >= {workload.goal:.1f}x | {'yes' if ratio >= workload.goal else 'no'}"
             + (f" ({errors} errors)" if errors else "")
-            + " |"
+            + f" | {_median([r.cpu_ms for r in ours]):.2f} / "
+            f"{_median([r.cpu_ms for r in theirs]):.2f} "
+            f"| {_median(cpu):.2f}x ({min(cpu):.2f}-{max(cpu):.2f}) |"
         )
     return "\n".join(lines) + "\n"
 

@@ -7,7 +7,7 @@ service call does the work, and the response model shapes the answer.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
 
@@ -68,6 +68,8 @@ router = APIRouter(prefix="/studies", tags=["studies"])
 # What a guarded route may answer before its own work: no or a bad token, a role that does not
 # allow the action, a study the caller may not see (see dependencies.py).
 GUARDED = (InvalidTokenError, ForbiddenError, StudyNotFoundError)
+# What a study list's items are read for.
+STUDY_READ_FIELDS = tuple(StudyRead.model_fields)
 
 
 def _with_etag(response: Response, view: StudyView) -> StudyView:
@@ -117,10 +119,10 @@ async def list_studies(
     ] = None,
     organism: Annotated[str | None, Query(max_length=200)] = None,
     sort: StudySort = StudySort.NEWEST,
-) -> PageOf[StudyView]:
+) -> PageOf[dict[str, Any]]:
     """Search studies: yours, all of them (reviewers, admins) or the public ones."""
     effective = visibility.resolve_scope(user, scope)
-    return await service.list_studies(
+    found = await service.list_studies(
         session,
         user=user,
         scope=effective,
@@ -130,6 +132,8 @@ async def list_studies(
         sort=sort,
         page=page,
     )
+    # Plain values: the response model validates a page of dicts far faster than from attributes.
+    return {**found, "items": [view.values(STUDY_READ_FIELDS) for view in found["items"]]}
 
 
 @router.get("/{study}", response_model=StudyRead, responses=error_responses(StudyNotFoundError))

@@ -8,7 +8,7 @@ one caller sees it, with their role; ``Scope`` and
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -33,6 +33,14 @@ class StudyView:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.study, name)
+
+    def values(self, names: Iterable[str]) -> dict[str, Any]:
+        """The attributes ``names`` as a dict, for a response model to validate: the loaded
+        columns straight from the study's ``__dict__`` (a long page validated from attributes
+        went through ``__getattr__`` and the ORM's descriptors for every field of every row),
+        anything else (the role, a relationship) by attribute."""
+        loaded = self.study.__dict__
+        return {name: loaded[name] if name in loaded else getattr(self, name) for name in names}
 
 
 class Scope(StrEnum):
