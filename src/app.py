@@ -26,6 +26,8 @@ from src import __version__
 from src.auth.router import router as auth_router
 from src.auth.state import start_auth
 from src.config import Settings
+from src.dashboard.cache import PublicStatsCache
+from src.dashboard.config import DashboardConfig
 from src.dashboard.router import router as dashboard_router
 from src.dashboard.stats_router import stats_router
 from src.database import create_engine, create_sessionmaker
@@ -250,6 +252,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
     app.state.study_config = StudyConfig()
     app.state.files_config = FilesConfig()
     app.state.sheet_config = SheetConfig()
+    app.state.public_stats = PublicStatsCache(max_age=DashboardConfig().stats_max_age_seconds)
     install_error_handlers(app)
     app.include_router(service_router)
     app.include_router(auth_router, prefix=API_PREFIX)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Request
 
 from src.auth.dependencies import CurrentUser
 from src.auth.models import UserRole
+from src.dashboard.cache import PublicStatsCache
 from src.dashboard.constants import MAX_PERIODS, DashboardScope, Interval
 from src.dashboard.exceptions import DashboardForbiddenError
 from src.dashboard.service import Viewer
@@ -60,3 +61,12 @@ async def period_window(
 
 ViewerDep = Annotated[Viewer, Depends(dashboard_viewer)]
 PeriodWindowDep = Annotated[PeriodWindow, Depends(period_window)]
+
+
+def public_stats_cache(request: Request) -> PublicStatsCache:
+    """The process's kept public totals (built with the app)."""
+    cache: PublicStatsCache = request.app.state.public_stats
+    return cache
+
+
+StatsCacheDep = Annotated[PublicStatsCache, Depends(public_stats_cache)]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import Select, distinct, func, select, union
+from sqlalchemy import Select, and_, case, distinct, func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User, UserRole
@@ -80,27 +80,31 @@ def _valid(column: Any) -> Any:
 
 
 async def public_stats(session: AsyncSession) -> PublicStats:
-    """Totals over public studies; unpublished and embargoed work is never counted."""
-    public_ids = _public_study_ids()
-    studies = (
-        select(func.count(Study.id)).where(Study.public_clause()).correlate(None).scalar_subquery()
-    )
-    study_count, samples, organisms = (
+    """Totals over public studies; unpublished and embargoed work is never counted. Samples,
+    files and bytes are the studies' kept counters; organisms are counted among their samples."""
+    study_count, samples, files, size = (
         await session.execute(
-            select(studies, func.count(Sample.id), func.count(distinct(Sample.organism))).where(
-                Sample.study_id.in_(public_ids)
+            select(
+                func.count(Study.id),
+                func.coalesce(func.sum(Study.sample_count), 0),
+                func.coalesce(func.sum(Study.valid_file_count), 0),
+                func.coalesce(func.sum(Study.valid_bytes), 0),
+            ).where(Study.public_clause())
+        )
+    ).one()
+    organisms = (
+        await session.execute(
+            select(func.count(distinct(Sample.organism))).where(
+                Sample.study_id.in_(_public_study_ids())
             )
         )
-    ).one()
-    files, size = (
-        await session.execute(
-            select(func.count(SampleFile.id), func.coalesce(func.sum(SampleFile.size), 0))
-            .join(Sample, SampleFile.sample_pk == Sample.id)
-            .where(SampleFile.status == FileStatus.VALID, Sample.study_id.in_(public_ids))
-        )
-    ).one()
+    ).scalar_one()
     return PublicStats(
-        studies=study_count, samples=samples, files=files, bytes=size, organisms=organisms
+        studies=study_count,
+        samples=int(samples),
+        files=int(files),
+        bytes=int(size),
+        organisms=organisms,
     )
 
 
@@ -108,64 +112,84 @@ async def public_stats(session: AsyncSession) -> PublicStats:
 # The summary.
 
 
-async def _study_counts(session: AsyncSession, study_ids: Select[Any] | None) -> StudyCounts:
-    def with_status(status: StudyStatus) -> Any:
-        return func.count(Study.id).filter(Study.status == status)
-
-    embargoed = func.count(Study.id).filter(
-        Study.status == StudyStatus.PUBLISHED, Study.release_date > today()
+def _scoped_studies(viewer: Viewer, columns: list[Any]) -> Select[Any]:
+    """``columns`` of every study in scope: a caller's own (by the owner index) and those they
+    are a member of (by the membership index), as one UNION ALL; every study for scope=all."""
+    if viewer.scope == DashboardScope.ALL:
+        return select(*columns)
+    owned = select(*columns).where(Study.owner_id == viewer.user.id)
+    joined = (
+        select(*columns)
+        .join(StudyMember, StudyMember.study_id == Study.id)
+        .where(StudyMember.user_id == viewer.user.id, Study.owner_id != viewer.user.id)
     )
-    total, draft, in_review, published, embargoed_count = (
+    return owned.union_all(joined)  # type: ignore[return-value]
+
+
+async def _counts(
+    session: AsyncSession, viewer: Viewer
+) -> tuple[StudyCounts, int, FileCounts, int, int, int]:
+    """Studies by status and the sums of their kept counters, in one statement."""
+    embargoed = and_(Study.status == StudyStatus.PUBLISHED, Study.release_date > today())
+    columns: list[Any] = [
+        Study.status.label("status"),
+        case((embargoed, 1), else_=0).label("embargoed"),
+        *(getattr(Study, name).label(name) for name in COUNTED),
+    ]
+    scoped = _scoped_studies(viewer, columns).subquery()
+
+    def with_status(status: StudyStatus) -> Any:
+        return func.count().filter(scoped.c.status == status)
+
+    def total(name: str) -> Any:
+        return func.coalesce(func.sum(scoped.c[name]), 0)
+
+    row = (
         await session.execute(
             select(
-                func.count(Study.id),
+                func.count(),
                 with_status(StudyStatus.DRAFT),
                 with_status(StudyStatus.IN_REVIEW),
                 with_status(StudyStatus.PUBLISHED),
-                embargoed,
-            ).where(*_in_scope(Study.id, study_ids))
+                total("embargoed"),
+                *(total(name) for name in COUNTED),
+            )
         )
     ).one()
-    return StudyCounts(
-        total=total,
+    count, draft, in_review, published, embargoed_count, *sums = (int(value) for value in row)
+    by_name = dict(zip(COUNTED, sums, strict=True))
+    studies = StudyCounts(
+        total=count,
         by_status=StudiesByStatus(draft=draft, in_review=in_review, published=published),
         embargoed=embargoed_count,
     )
-
-
-async def _file_counts(
-    session: AsyncSession, study_ids: Select[Any] | None
-) -> tuple[int, FileCounts, int, int, int]:
-    # Its own FROM (correlate(None)): the outer query below may join sample too.
-    samples = (
-        select(func.count(Sample.id))
-        .where(*_in_scope(Sample.study_id, study_ids))
-        .correlate(None)
-        .scalar_subquery()
+    valid, invalid = by_name["valid_file_count"], by_name["invalid_file_count"]
+    files = FileCounts(
+        total=by_name["file_count"],
+        valid=valid,
+        invalid=invalid,
+        uploading=by_name["file_count"] - valid - invalid,
+    )
+    return (
+        studies,
+        by_name["sample_count"],
+        files,
+        by_name["valid_bytes"],
+        by_name["valid_read_count"],
+        by_name["valid_base_count"],
     )
 
-    def with_status(status: FileStatus) -> Any:
-        return func.count(SampleFile.id).filter(SampleFile.status == status)
 
-    files = select(
-        samples,
-        func.count(SampleFile.id),
-        with_status(FileStatus.VALID),
-        with_status(FileStatus.INVALID),
-        with_status(FileStatus.UPLOADING),
-        _valid(SampleFile.size),
-        _valid(SampleFile.read_count),
-        _valid(SampleFile.base_count),
-    ).select_from(SampleFile)
-    if study_ids is not None:
-        files = files.join(Sample, SampleFile.sample_pk == Sample.id).where(
-            Sample.study_id.in_(study_ids)
-        )
-    sample_count, total, valid, invalid, uploading, size, reads, bases = (
-        await session.execute(files)
-    ).one()
-    counts = FileCounts(total=total, valid=valid, invalid=invalid, uploading=uploading)
-    return sample_count, counts, int(size), int(reads), int(bases)
+# The kept counters the summary adds up (study/counters.py).
+COUNTED = (
+    "sample_count",
+    "file_count",
+    "valid_file_count",
+    "invalid_file_count",
+    "valid_bytes",
+    "valid_read_count",
+    "valid_base_count",
+)
 
 
 async def _recent_events(session: AsyncSession, study_ids: Select[Any] | None) -> list[RecentEvent]:
@@ -263,8 +287,7 @@ async def summary(session: AsyncSession, *, viewer: Viewer) -> Summary:
     """Studies by status, samples, files by status, bytes, reads and bases over the scoped
     studies, with their latest events; with scope=all, accounts and the review queue too."""
     study_ids = _scoped_study_ids(viewer)
-    studies = await _study_counts(session, study_ids)
-    samples, files, size, reads, bases = await _file_counts(session, study_ids)
+    studies, samples, files, size, reads, bases = await _counts(session, viewer)
     everything = viewer.scope == DashboardScope.ALL
     return Summary(
         scope=viewer.scope,

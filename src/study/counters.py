@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from src.database import utcnow
 from src.study.constants import FileStatus
 from src.study.models import Sample, SampleFile, Study
 
@@ -118,33 +119,44 @@ _STUDY_TABLE = cast(Table, Study.__table__)
 FILE_COLUMNS = (SampleFile.status, SampleFile.size, SampleFile.read_count, SampleFile.base_count)
 
 
-async def add(session: AsyncSession, *, study_id: uuid.UUID, tally: Tally) -> None:
-    """Add ``tally`` to the study's counters in one statement. The study object, when the
-    session holds it, gets the values the statement wrote (without a further query)."""
+async def add(
+    session: AsyncSession, *, study_id: uuid.UUID, tally: Tally, touch: bool = False
+) -> None:
+    """Add ``tally`` to the study's counters in one statement; with ``touch``, the same
+    statement marks the study changed (``updated_at``, and a new ``version``, hence ETag), so
+    concurrent changes to one study's samples and files all succeed instead of all but one
+    failing the version check of a read-then-written row. The study object, when the session
+    holds it, gets the values the statement wrote (without a further query)."""
     changed = {name: value for name, value in tally.as_dict().items() if value}
-    if not changed:
+    if not changed and not touch:
         return
     table = _STUDY_TABLE
+    written = [*COLUMNS, "updated_at", "version"]
     statement = (
         update(table)
         .where(table.c.id == study_id)
-        # Only the counters: updated_at and version are the changes' own business.
         .values({table.c[name]: table.c[name] + value for name, value in changed.items()})
-        .values(updated_at=table.c.updated_at)
-        .returning(*(table.c[name] for name in COLUMNS))
+        .values(
+            {"updated_at": utcnow(), "version": table.c.version + 1}
+            if touch
+            else {"updated_at": table.c.updated_at}  # no onupdate: a count is not an edit
+        )
+        .returning(*(table.c[name] for name in written))
     )
     row = (await session.execute(statement)).one_or_none()
     if row is None:
         return
     study = session.identity_map.get(session.identity_key(Study, study_id))
     if study is not None:
-        for name, value in zip(COLUMNS, row, strict=True):
+        for name, value in zip(written, row, strict=True):
             set_committed_value(study, name, value)
 
 
-async def remove_files(session: AsyncSession, *, where: ColumnElement[bool]) -> int:
-    """Delete the files matching ``where`` and take exactly those from their studies' counters;
-    the number deleted."""
+async def remove_files(
+    session: AsyncSession, *, where: ColumnElement[bool], touch: bool = False
+) -> int:
+    """Delete the files matching ``where`` and take exactly those from their studies' counters
+    (marking the studies changed with ``touch``: see ``add``); the number deleted."""
     rows = (
         await session.execute(
             delete(SampleFile)
@@ -165,7 +177,7 @@ async def remove_files(session: AsyncSession, *, where: ColumnElement[bool]) -> 
     for sample_pk, study_id in owners.all():
         by_study[study_id] = by_study.get(study_id, Tally()) - by_sample[sample_pk]
     for study_id, tally in by_study.items():
-        await add(session, study_id=study_id, tally=tally)
+        await add(session, study_id=study_id, tally=tally, touch=touch)
     return len(rows)
 
 

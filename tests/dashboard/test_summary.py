@@ -6,13 +6,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import anyio
+import anyio.lowlevel
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.config import Settings
+from src.dashboard.cache import PublicStatsCache
 from src.dashboard.constants import RECENT_EVENTS_LIMIT
+from src.dashboard.schemas import PublicStats
 from src.database import today
 from src.study.models import Study, StudyEvent
 from tests.dashboard.world import (
@@ -72,6 +77,60 @@ class TestPublicStats:
         body = (await client.get(STATS)).json()
         assert body == expected_public_stats(world)
         assert body["studies"] == 3
+
+    async def test_a_publication_shows_within_the_stated_age(
+        self, app: FastAPI, client: httpx.AsyncClient, session: AsyncSession, world: World
+    ) -> None:
+        now = [1000.0]
+        app.state.public_stats = PublicStatsCache(max_age=5, clock=lambda: now[0])
+        before = (await client.get(STATS)).json()
+        assert before == expected_public_stats(world)
+        await session.execute(
+            update(Study).where(Study.id == world.ids["A4"]).values(release_date=today())
+        )
+        world.spec("A4").release_date = today()
+        now[0] += 4.9
+        assert (await client.get(STATS)).json() == before  # kept: younger than 5 s
+        now[0] += 0.2
+        after = (await client.get(STATS)).json()
+        assert after == expected_public_stats(world)
+        assert after["studies"] == before["studies"] + 1
+
+    async def test_the_age_is_stated_in_the_api_description(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        document = (await client.get("/openapi.json")).json()
+        description = document["paths"]["/api/v1/stats"]["get"]["description"]
+        assert "STATS_MAX_AGE_SECONDS" in description
+        assert "default 5" in description
+
+    async def test_callers_during_a_recount_get_the_previous_totals(self) -> None:
+        now = [0.0]
+        cache = PublicStatsCache(max_age=5, clock=lambda: now[0])
+        counted = [PublicStats(studies=n, samples=0, files=0, bytes=0, organisms=0) for n in (1, 2)]
+        release = anyio.Event()
+
+        async def slow() -> PublicStats:
+            await release.wait()
+            return counted.pop(0)
+
+        async def fast() -> PublicStats:
+            return counted.pop(0)
+
+        assert (await cache.get(fast)).studies == 1
+        now[0] = 10.0
+        results: list[int] = []
+        async with anyio.create_task_group() as group:
+
+            async def recount() -> None:
+                results.append((await cache.get(slow)).studies)
+
+            group.start_soon(recount)
+            await anyio.lowlevel.checkpoint()
+            results.append((await cache.get(slow)).studies)  # does not wait for the recount
+            release.set()
+        assert results == [1, 2]
+        assert (await cache.get(fast)).studies == 2  # fresh again: not recounted
 
     async def test_empty_database_gives_zeros(self, client: httpx.AsyncClient) -> None:
         response = await client.get(STATS)
@@ -277,6 +336,11 @@ class TestSummaryAccess:
 class TestQueryCount:
     """A fixed number of statements per request, whatever the amount of data."""
 
+    @pytest.fixture(autouse=True)
+    def recount_public_stats_every_time(self, app: FastAPI) -> None:
+        """The public totals are kept for a while (tested below); here every call counts."""
+        app.state.public_stats = PublicStatsCache(max_age=0)
+
     async def _count(
         self, client: httpx.AsyncClient, statements: list[str], url: str, **kwargs: object
     ) -> int:
@@ -317,5 +381,6 @@ class TestQueryCount:
             for url, params in urls
         ]
         assert before == after
-        # Summary (scope=all): the caller, studies, samples and files, events, accounts, queue.
-        assert before[0] == 6
+        # Summary (scope=all): the caller, studies with their kept counts, events, accounts,
+        # queue.
+        assert before[0] == 5

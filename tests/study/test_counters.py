@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import random
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ from src.auth.models import User
 from src.config import Settings
 from src.database import upgrade_database
 from src.study import counters
+from src.study.cli import recount
 from src.study.models import Study
 from tests.factories import auth_headers, create_user
 from tests.sampleFileUpload.fastq_samples import gz, records
@@ -351,3 +353,45 @@ async def test_parallel_writes_to_one_study_never_drift(
     assert drift == []
     assert body["sample_count"] == 12 + 10 - 4
     assert body["file_count"] > 0
+
+
+async def test_recount_command_reports_and_repairs(
+    settings: Settings, scratch_database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = settings.model_copy(update={"database_url": scratch_database_url})
+    await anyio.to_thread.run_sync(upgrade_database, scratch_database_url)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with app.state.sessionmaker() as session:
+            user = await create_user(session)
+            await session.commit()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            samples = [{"sample_id": "A", "organism": "Mus musculus"}]
+            created = await client.post(
+                API,
+                headers=auth_headers(settings, user),
+                json={"title": "t", "description": "", "authors": [], "samples": samples},
+            )
+        accession = created.json()["accession"]
+        async with app.state.sessionmaker() as session:
+            await session.execute(
+                update(Study).where(Study.accession == accession).values(file_count=5)
+            )
+            await session.commit()
+
+    def run(*arguments: str) -> tuple[int, str]:
+        code = recount(settings, repair="--repair" in arguments, as_json="--json" in arguments)
+        return code, capsys.readouterr().out
+
+    code, out = await anyio.to_thread.run_sync(run, "--json")
+    report = json.loads(out)
+    assert (code, report["clean"], report["repaired"]) == (1, False, 0)
+    (drift,) = report["drifted"]
+    assert drift["accession"] == accession
+    assert (drift["kept"]["file_count"], drift["counted"]["file_count"]) == (5, 0)
+    code, out = await anyio.to_thread.run_sync(run, "--repair")
+    assert code == 1
+    assert f"{accession}: file_count 5 (counted 0)" in out
+    code, out = await anyio.to_thread.run_sync(run)
+    assert (code, out) == (0, "recount: every study's counters agree with its samples and files\n")

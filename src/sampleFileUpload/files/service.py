@@ -303,7 +303,8 @@ async def new_file(
 
 
 def file_added(session: AsyncSession, view: StudyView, user: User, file: SampleFile) -> None:
-    view.study.updated_at = utcnow()
+    """The audit trail's entry (the study's counters, updated_at and version are the caller's:
+    ``counters.add`` with ``touch``)."""
     study_service.record_event(
         session,
         study=view.study,
@@ -343,6 +344,7 @@ async def add_file(
         session,
         study_id=view.study.id,
         tally=counters.file_tally(file.status, file.size, file.read_count, file.base_count),
+        touch=True,
     )
     return file
 
@@ -379,14 +381,15 @@ async def delete_file(
     session: AsyncSession, *, view: StudyView, file: SampleFile, storage: Storage, actor: User
 ) -> None:
     """Delete a file (and the tus upload filling it); its bytes go once committed."""
+    # The study's row first, the order a finishing upload takes its study and file in.
+    await session.execute(select(Study.id).where(Study.id == view.study.id).with_for_update())
     uploads = (
         await session.execute(
             select(Upload.storage_key, Upload.storage_state).where(Upload.file_id == file.id)
         )
     ).all()
     await session.execute(delete(Upload).where(Upload.file_id == file.id))
-    await counters.remove_files(session, where=SampleFile.id == file.id)
-    view.study.updated_at = utcnow()
+    await counters.remove_files(session, where=SampleFile.id == file.id, touch=True)
     study_service.record_event(
         session,
         study=view.study,

@@ -189,7 +189,7 @@ async def complete_upload(
     file_added(session, view, user, file)
     await session.flush()
     after = counters.file_tally(file.status, file.size, file.read_count, file.base_count)
-    await counters.add(session, study_id=view.study.id, tally=after - before)
+    await counters.add(session, study_id=view.study.id, tally=after - before, touch=True)
     return file
 
 
