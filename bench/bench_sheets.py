@@ -22,6 +22,8 @@ from src.sampleFileUpload.sheets.validate import validate_sheet
 from src.sampleFileUpload.sheets.write import write_sheet
 
 ROOT = Path(__file__).resolve().parents[1]
+# The heading of the section bench_sheet_import.py writes in the same file (kept when this writes).
+IMPORT_SECTION = "## Import through the API"
 SEXES = ["female", "male", "F", "M", "unknown"]
 ORGANISMS = ["Mus musculus", "Homo sapiens", "mouse", "Danio rerio"]
 
