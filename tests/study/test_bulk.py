@@ -124,9 +124,15 @@ class TestRoundTrip:
         ).bindparams(bindparam("study", type_=table.c.study_id.type))
         result = await session.execute(statement, {"study": study.id})
         bulk_row, orm_row = (row._mapping for row in result.all())
+        # PostgreSQL stores uuids and timestamps in binary (its text drops a fraction's
+        # trailing zeros); SQLite stores the text compared here.
+        timestamps = {"created_at", "updated_at"}
+        sqlite = session.get_bind().dialect.name == "sqlite"
         for column in table.columns:
             name = column.name
-            if name in {"id", "sample_id", "sample_key", "sample", "created_at", "updated_at"}:
+            if name in timestamps and not sqlite:
+                continue
+            if name in {"id", "sample_id", "sample_key", "sample", *timestamps}:
                 assert shape(bulk_row[name]) == shape(orm_row[name]), name
             else:
                 assert bulk_row[name] == orm_row[name], name
