@@ -14,10 +14,11 @@ warning.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 from pydantic_core import PydanticCustomError
 
@@ -453,7 +454,10 @@ def normalise_field(
     Raises :class:`ChecklistError` when the value breaks a rule (``REQUIRED`` for a blank
     required field). ``today`` is for tests.
     """
-    spec = FIELDS_BY_NAME[name]
+    return _normalise(FIELDS_BY_NAME[name], value, today)
+
+
+def _normalise(spec: ChecklistField, value: object, today: date | None) -> tuple[Any, Issue | None]:
     text = as_text(value)
     if text is None:
         if spec.required:
@@ -546,46 +550,180 @@ def check_resolved(
     ``cells`` are ``(field name, key as written, value)``; a name of None is an unknown column
     (an attribute, reported) and :data:`EXPLICIT_ATTRIBUTE` an attribute given as such (silent).
     """
-    check = SampleCheck()
-    values: dict[str, Any] = dict.fromkeys(FIELD_NAMES)
-    seen: dict[str, str] = {}
-    when = today or _tomorrow_utc()
-    for name, key, value in cells:
-        if name is None or name == EXPLICIT_ATTRIBUTE:
-            _add_attribute(check, key, value, report_unknown and name is None)
-            continue
-        if name in seen:
-            check.errors.append(
-                Issue(
-                    key,
-                    ChecklistCode.DUPLICATE_FIELD,
-                    f"{key!r} and {seen[name]!r} both give {name}",
-                    _short(value) if value is not None else None,
-                )
-            )
-            continue
-        seen[name] = key
-        try:
-            normalised, warning = normalise_field(name, value, today=when)
-        except ChecklistError as exc:
-            check.errors.append(Issue(key, exc.code, f"{key}: {exc.message}", _value_text(value)))
-            continue
-        values[name] = normalised
+    cells = list(cells)
+    columns = ResolvedColumns(
+        [(name, key) for name, key, _ in cells], today=today, report_unknown=report_unknown
+    )
+    return columns.check([value for _, _, value in cells])
+
+
+# Distinct text values remembered per column by ResolvedColumns: enough for any vocabulary,
+# organism or date column, and a bound on the memory a column of unique values can take.
+_REMEMBERED_VALUES = 4096
+
+
+class _Column(NamedTuple):
+    """One column of :class:`ResolvedColumns`: its kind, the field (or attribute key) it gives,
+    how a cell is checked, and the outcomes of the text values checked so far (a cell's checks
+    depend on its column and its value alone)."""
+
+    kind: int
+    name: str
+    judge: Callable[[object], tuple[Any, ...]]
+    outcomes: dict[str, tuple[Any, ...]]
+
+
+_FIELD, _DUPLICATE, _ATTRIBUTE = 0, 1, 2
+
+
+class ResolvedColumns:
+    """:func:`check_resolved` for many rows with the same columns, e.g. a sheet's: what only
+    depends on the columns (duplicates, missing required fields, today's date) is worked out
+    once, and a text value seen before in a column is not checked again. Each row gets the same
+    values, errors and warnings, in the same order, as :func:`check_resolved` gives it.
+
+    ``columns`` are ``(field name, key as written)`` as in :func:`check_resolved`; :meth:`check`
+    takes one row's values in that order.
+    """
+
+    def __init__(
+        self,
+        columns: Sequence[tuple[str | None, str]],
+        *,
+        today: date | None = None,
+        report_unknown: bool = True,
+    ) -> None:
+        when = today or _tomorrow_utc()
+        seen: dict[str, str] = {}
+        self._columns: list[_Column] = []
+        for name, key in columns:
+            judge: Callable[[object], tuple[Any, ...]]
+            if name is None or name == EXPLICIT_ATTRIBUTE:
+                judge = partial(_judge_attribute, key, report_unknown and name is None)
+                self._columns.append(_Column(_ATTRIBUTE, key, judge, {}))
+            elif name in seen:
+                judge = partial(_judge_duplicate, key, seen[name], name)
+                self._columns.append(_Column(_DUPLICATE, name, judge, {}))
+            else:
+                seen[name] = key
+                spec = FIELDS_BY_NAME[name]
+                judge = partial(_JUDGES.get(spec.type, _judge_field), spec, key, when)
+                self._columns.append(_Column(_FIELD, name, judge, {}))
+        self._missing = [
+            Issue(spec.name, ChecklistCode.REQUIRED, f"{spec.name}: a value is required")
+            for spec in FIELDS
+            if spec.required and spec.name not in seen
+        ]
+        self._blank: dict[str, Any] = dict.fromkeys(FIELD_NAMES)
+
+    def check(self, values: Sequence[object]) -> SampleCheck:
+        """One row's values (in the columns' order) against the checklist."""
+        fields = self._blank.copy()
+        attributes: dict[str, str] = {}
+        errors: list[Issue] = []
+        warnings: list[Issue] = []
+        for (kind, name, judge, outcomes), value in zip(self._columns, values, strict=True):
+            outcome = outcomes.get(value) if type(value) is str else None
+            if outcome is None:
+                outcome = _judged(judge, outcomes, value)
+            if kind != _FIELD:
+                _add_other(kind, outcome, attributes, errors, warnings)
+                continue
+            normalised, warning, error = outcome
+            if error is not None:
+                errors.append(error)
+                continue
+            fields[name] = normalised
+            if warning is not None:
+                warnings.append(warning)
+        if self._missing:
+            errors.extend(self._missing)
+        if fields["sample"] is None:
+            fields["sample"] = fields["sample_id"]
+        return SampleCheck(fields, attributes, errors, warnings)
+
+
+def _judged(
+    judge: Callable[[object], tuple[Any, ...]], outcomes: dict[str, tuple[Any, ...]], value: object
+) -> tuple[Any, ...]:
+    """A cell's outcome, remembered for its column when the value is text."""
+    outcome = judge(value)
+    if type(value) is str and len(outcomes) < _REMEMBERED_VALUES:
+        outcomes[value] = outcome
+    return outcome
+
+
+def _add_other(
+    kind: int,
+    outcome: tuple[Any, ...],
+    attributes: dict[str, str],
+    errors: list[Issue],
+    warnings: list[Issue],
+) -> None:
+    """Add the outcome of an attribute cell, or of a cell in a second column of a field."""
+    if kind == _DUPLICATE:
+        errors.append(outcome[0])
+        return
+    key, text, warning, error = outcome
+    if error is not None:
+        errors.append(error)
+    elif text is not None:
+        attributes[key] = text
         if warning is not None:
-            check.warnings.append(
-                Issue(
-                    key, warning.code, f'{key} "{warning.value}" -> "{normalised}"', warning.value
-                )
-            )
-    for spec in FIELDS:
-        if spec.required and spec.name not in seen:
-            check.errors.append(
-                Issue(spec.name, ChecklistCode.REQUIRED, f"{spec.name}: a value is required")
-            )
-    if values["sample"] is None:
-        values["sample"] = values["sample_id"]
-    check.values = values
-    return check
+            warnings.append(warning)
+
+
+def _judge_field(
+    spec: ChecklistField, key: str, today: date, value: object
+) -> tuple[Any, Issue | None, Issue | None]:
+    """``(normalised value, warning, error)`` of one cell of a checklist field."""
+    try:
+        normalised, warning = _normalise(spec, value, today)
+    except ChecklistError as exc:
+        return None, None, Issue(key, exc.code, f"{key}: {exc.message}", _value_text(value))
+    if warning is None:
+        return normalised, None, None
+    message = f'{key} "{warning.value}" -> "{normalised}"'
+    return normalised, Issue(key, warning.code, message, warning.value), None
+
+
+def _judge_text(
+    spec: ChecklistField, key: str, today: date, value: object
+) -> tuple[Any, Issue | None, Issue | None]:
+    """:func:`_judge_field` of a free-text field, accepting plain text without the general
+    path: a string with no carriage return, not blank once trimmed, short enough and without
+    control characters is kept trimmed. Anything else takes the general path."""
+    if type(value) is str and "\r" not in value:
+        text = value.strip()
+        if text and len(text) <= spec.max_length and _CONTROL.search(text) is None:
+            return text, None, None
+    return _judge_field(spec, key, today, value)
+
+
+def _judge_identifier(
+    spec: ChecklistField, key: str, today: date, value: object
+) -> tuple[Any, Issue | None, Issue | None]:
+    """:func:`_judge_field` of sample_id, accepting a well-formed identifier directly."""
+    if type(value) is str and "\r" not in value:
+        text = value.strip()
+        if SAMPLE_ID_PATTERN.fullmatch(text):
+            return text, None, None
+    return _judge_field(spec, key, today, value)
+
+
+_JUDGES = {FieldType.TEXT: _judge_text, FieldType.IDENTIFIER: _judge_identifier}
+
+
+def _judge_duplicate(key: str, first: str, name: str, value: object) -> tuple[Issue]:
+    """The error of a cell in a second column giving a field."""
+    return (
+        Issue(
+            key,
+            ChecklistCode.DUPLICATE_FIELD,
+            f"{key!r} and {first!r} both give {name}",
+            _short(value) if value is not None else None,
+        ),
+    )
 
 
 def _value_text(value: object) -> str | None:
@@ -594,7 +732,11 @@ def _value_text(value: object) -> str | None:
     return _short(value if isinstance(value, str) else str(value))
 
 
-def _add_attribute(check: SampleCheck, key: str, value: object, report: bool) -> None:
+def _judge_attribute(
+    key: str, report: bool, value: object
+) -> tuple[str, str | None, Issue | None, Issue | None]:
+    """``(attribute name, text, warning, error)`` of one cell of an attribute column; the text
+    is None when the cell is blank (nothing is kept)."""
     name = key.strip()
     try:
         _check_text(name)  # the name is stored too
@@ -605,22 +747,17 @@ def _add_attribute(check: SampleCheck, key: str, value: object, report: bool) ->
         code = (
             ChecklistCode.INVALID_ATTRIBUTES if exc.code == ChecklistCode.INVALID_TYPE else exc.code
         )
-        check.errors.append(Issue(key, code, f"{key}: {exc.message}", _value_text(value)))
-        return
+        return name, None, None, Issue(key, code, f"{key}: {exc.message}", _value_text(value))
     if not name:
         if text is not None:
-            check.errors.append(
-                Issue(key, ChecklistCode.INVALID_ATTRIBUTES, "an attribute has no name", text)
-            )
-        return
-    if text is None:
-        return
-    check.attributes[name] = text
-    if report:
-        check.warnings.append(
-            Issue(
-                key,
-                ChecklistCode.UNKNOWN_COLUMN,
-                f"{key!r} is not a checklist field; kept as an attribute",
-            )
-        )
+            error = Issue(key, ChecklistCode.INVALID_ATTRIBUTES, "an attribute has no name", text)
+            return name, None, None, error
+        return name, None, None, None
+    if text is None or not report:
+        return name, text, None, None
+    warning = Issue(
+        key,
+        ChecklistCode.UNKNOWN_COLUMN,
+        f"{key!r} is not a checklist field; kept as an attribute",
+    )
+    return name, text, warning, None

@@ -376,6 +376,11 @@ class _Table:
 
     header: list[str]
     empty_header_reported: set[int] = field(default_factory=set)
+    # No empty header and no header repeated exactly: a row's values are simply its cells.
+    plain: bool = False
+
+    def __post_init__(self) -> None:
+        self.plain = all(self.header) and len(set(self.header)) == len(self.header)
 
     @property
     def width(self) -> int:
@@ -397,7 +402,7 @@ def _collect(
     """
     table: _Table | None = None
     for number, raw_cells in records:
-        cells = [unneutralise(c.strip()) for c in raw_cells] if clean else list(raw_cells)
+        cells = _clean_cells(raw_cells) if clean else list(raw_cells)
         if not any(cells):
             continue
         if table is None:
@@ -412,9 +417,26 @@ def _collect(
                 row=number,
             )
             return
-        fitted = _fit_to_header(parsed, cells, number, table.width, strict_width=strict_width)
-        if fitted is not None:
+        if len(cells) == table.width and table.plain:
+            fitted: list[str] | None = cells
+        else:
+            fitted = _fit_to_header(parsed, cells, number, table.width, strict_width=strict_width)
+        if fitted is None:
+            continue
+        if table.plain and max(map(len, fitted), default=0) <= limits.max_cell_chars:
+            parsed.rows.append((number, dict(zip(table.header, fitted, strict=True))))
+        else:
             parsed.rows.append((number, _row_values(parsed, table, fitted, number, limits)))
+
+
+def _clean_cells(raw_cells: Sequence[str]) -> list[str]:
+    """Cells trimmed, with the writers' formula neutralisation undone. A row with no cell
+    starting with a quote (the common case) is seen as such on its joined text."""
+    cells = [cell.strip() for cell in raw_cells]
+    joined = "\n".join(cells)
+    if joined.startswith("'") or "\n'" in joined:
+        return [unneutralise(cell) for cell in cells]
+    return cells
 
 
 def _read_header(

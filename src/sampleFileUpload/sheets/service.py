@@ -79,9 +79,8 @@ async def import_sheet(
     )
     if parsed.too_large or checked.too_large:
         raise SheetTooLargeError(errors=[issue.as_dict() for issue in parsed.errors])
-    existing = await study_service.all_samples(session, study=study)
     if mode == SheetMode.APPEND:
-        flag_taken_sample_ids(checked, (sample.sample_id for sample in existing))
+        flag_taken_sample_ids(checked, await study_service.sample_ids(session, study=study))
     report = checked.as_dict()
     report.update({"mode": mode.value, "created": 0, "replaced": 0})
     if mode == SheetMode.VALIDATE:
@@ -90,6 +89,7 @@ async def import_sheet(
         raise SheetInvalidError(SheetOutcome(report, parsed, checked, applied=False))
     replaced = 0
     if mode == SheetMode.REPLACE:
+        existing = await study_service.all_samples(session, study=study)
         await study_service.delete_samples(
             session, study=study, samples=existing, storage=storage, actor=actor, record=False
         )

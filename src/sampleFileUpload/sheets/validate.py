@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from operator import itemgetter
 from typing import Any
 
 from src.sampleFileUpload.sheets.cells import clip
@@ -16,9 +17,9 @@ from src.study.checklist import (
     EXPLICIT_ATTRIBUTE,
     FIELDS,
     FIELDS_BY_NAME,
+    ResolvedColumns,
     SampleCheck,
     SampleIds,
-    check_resolved,
     header_key,
     match_header,
 )
@@ -114,7 +115,7 @@ def _issue_order(issue: SheetIssue) -> int:
 
 
 _NOT_COMPARED = frozenset({"sample_id", "sample", "description"})
-_COMPARED = tuple(f.name for f in FIELDS if f.name not in _NOT_COMPARED)
+_compared = itemgetter(*(f.name for f in FIELDS if f.name not in _NOT_COMPARED))
 _CELL_PROBLEMS = frozenset({SheetErrorCode.CELL_TOO_LONG, SheetErrorCode.FORMULA_CELL})
 
 
@@ -142,12 +143,12 @@ def validate_sheet(
         (issue.row, issue.column) for issue in parsed.errors if issue.code in _CELL_PROBLEMS
     }
     twins = _SampleTwins(report)
+    columns = ResolvedColumns(
+        [(name, header) for header, name in used], today=today, report_unknown=False
+    )
+    headers = [header for header, _ in used]
     for number, row in parsed.rows:
-        check = check_resolved(
-            [(name, header, row.get(header, "")) for header, name in used],
-            today=today,
-            report_unknown=False,
-        )
+        check = columns.check([row.get(header, "") for header in headers])
         row_valid = _report_checklist(report, check, number, row, cell_problems)
         row_valid = twins.check(number, check.values, check.attributes) and row_valid
         report.samples.append(SheetSample(number, check.values, check.attributes, row_valid))
@@ -248,7 +249,9 @@ class _SampleTwins:
                 sample_id,
             )
             return False
-        signature = (*(values[name] for name in _COMPARED), *sorted(attributes.items()))
+        signature = _compared(values)
+        if attributes:
+            signature += tuple(sorted(attributes.items()))
         twin = self.first_row_of_signature.setdefault(signature, number)
         if twin != number:
             self.report.add_warning(
