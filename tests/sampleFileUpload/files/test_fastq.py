@@ -294,6 +294,43 @@ class TestGzipIntegrity:
         assert codes(report) == [(None, Code.GZIP_TRAILING_GARBAGE)]
         assert report.read_count == 3
 
+    # gzip is inflated one block ahead of the text checks: what the inflater found must still be
+    # reported in file order, and nothing it found past a stop may leak into the report.
+
+    def test_text_stop_hides_a_later_gzip_failure_already_inflated(self) -> None:
+        text = GOOD * 40 + b"not a record\n" + GOOD * 40
+        data = gzip.compress(text) + b"garbage"
+        for block_size in (2, 7, 64, 1024):
+            report = validate(data, chunk_size=5, block_size=block_size)
+            assert codes(report) == [(40 * 12 + 1, Code.MISSING_AT)], block_size
+            assert report.read_count == 120
+
+    def test_gzip_failure_after_good_text_keeps_the_records_before(self) -> None:
+        data = bytearray(gzip.compress(GOOD * 40) + gzip.compress(GOOD * 40))
+        data[-8] ^= 0x01  # the second member's CRC
+        for block_size in (2, 7, 64, 1024):
+            whole = validate(bytes(data), block_size=block_size)
+            report = validate(bytes(data), chunk_size=3, block_size=block_size)
+            assert report == whole
+            assert codes(report) == [(None, Code.GZIP_BAD_CRC)], block_size
+            # The first member's records always; the second's as far as it was read.
+            assert 120 <= report.read_count <= 240
+
+    @pytest.mark.parametrize("block_size", [2, 3, 5, 16, 61])
+    def test_gzip_report_equals_the_plain_report_at_every_cut(self, block_size: int) -> None:
+        text = GOOD + record(b"r4", b"ACXT") + GOOD[:-3]
+        plain = validate(text)
+        data = gzip.compress(text)
+        for cut in range(1, len(data)):
+            validator = FastqValidator(block_size=block_size)
+            validator.feed(data[:cut])
+            validator.feed(data[cut:])
+            report = validator.finish()
+            assert codes(report) == codes(plain), cut
+            assert report.read_count == plain.read_count
+            assert report.name_digest == plain.name_digest
+            assert report.decompressed_bytes == plain.decompressed_bytes
+
     def test_bomb_refused_by_output_cap_across_members(self) -> None:
         text = record(b"read", b"ACGT" * 25) * 10_000
         member = gzip.compress(text)
