@@ -80,7 +80,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import asyncpg  # type: ignore[import-untyped]  # noqa: E402
+import asyncpg  # noqa: E402
 from pwdlib.hashers.argon2 import Argon2Hasher  # noqa: E402
 from sqlalchemy import update  # noqa: E402
 

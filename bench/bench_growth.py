@@ -40,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 
 from bench._seed import (
     COMMON_TERM,
