@@ -230,7 +230,7 @@ def endpoints() -> list[Endpoint]:
             lambda r, s: f"{API}/dashboard/summary",
             "< 50 ms",
         ),
-        Endpoint("public /stats", "anonymous", lambda r, s: f"{API}/stats", "< 50 ms"),
+        Endpoint("public /stats (kept copy)", "anonymous", lambda r, s: f"{API}/stats", "< 50 ms"),
         Endpoint(
             "public /stats, recounted (no kept copy)",
             "anonymous",
@@ -261,7 +261,10 @@ async def measure_size(
     headers = {"anonymous": {}, "owner": {"Authorization": f"Bearer {token}"}}
     rng = random.Random(size)
     async with running_app(settings) as (app, client, log):
-        kept = app.state.public_stats
+        # Under traffic (a call at least every STATS_MAX_AGE_SECONDS), calls are answered from
+        # the kept copy and one per window recounts: the two rows measure each path. (Rounds
+        # here can take longer than the default 5 s, so the kept row keeps it for a minute.)
+        kept = PublicStatsCache(max_age=60)
         recount = PublicStatsCache(max_age=0)
         for index in range(warmup + rounds):
             for endpoint in chosen:
@@ -326,8 +329,9 @@ def markdown(
         "- In-process app (httpx over ASGITransport), one request at a time, endpoints "
         f"interleaved per round; {args.rounds} rounds after {args.warmup} warm-up rounds.",
         "- Each study has one sample and R1/R2 files; studies 1..100,000 belong to the big "
-        "owner, the rest to 1,000 other users. `public /stats` is served from its kept copy "
-        "(STATS_MAX_AGE_SECONDS=5), the next row recounts on every call.",
+        "owner, the rest to 1,000 other users. `public /stats` is answered from its kept "
+        "copy (what every call but one per STATS_MAX_AGE_SECONDS window gets), the next row "
+        "recounts on every call (what that one call pays).",
         "- Load average (1, 5, 15 min) at each size: "
         + "; ".join(f"{size:,}: {loads[size]}" for size in sizes)
         + ". The machine is shared: read ratios and orders of magnitude, not single values.",
