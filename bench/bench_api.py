@@ -540,6 +540,8 @@ def summarise(stacks: Path, top: int = 25) -> str:
     total = 0
     for line in stacks.read_text().splitlines():
         frames, _, count = line.rpartition(" ")
+        if not count.isdigit():  # a frame name py-spy printed across lines
+            continue
         samples = int(count)
         total += samples
         for frame in set(frames.split(";")):

@@ -8,6 +8,7 @@ is created at import time, so tests and workers each build their own.
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -103,6 +104,18 @@ EXPOSED_HEADERS = [
 ]
 
 
+@functools.cache
+def settle_heap() -> None:
+    """Once per process, when start-up is done: collect, then move every object alive into the
+    garbage collector's permanent generation (``gc.freeze``). Start-up leaves hundreds of
+    thousands of long-lived objects (modules, models, schemas, the common-password list); every
+    full collection walked all of them again, which profiled as a fifth of a study list's CPU.
+    Frozen objects are still freed when their last reference goes; only cycles among them wait.
+    Once only: an app started again in the same process (the tests) adds nothing to freeze."""
+    gc.collect()
+    gc.freeze()
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -120,6 +133,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.auth = await start_auth(settings, app.state.sessionmaker)
     app.state.storage = storage
     app.state.fastq_workers = workers = FastqWorkers(app.state.files_config.fastq_workers)
+    settle_heap()
     logger.info(
         "MOSAIC %s started",
         __version__,

@@ -177,6 +177,13 @@ async def app(
     settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[FastAPI]:
     app = create_app(settings)
+    # Every session here shares the test's one connection, so the lifespan's periodic jobs (tus
+    # clean-up every TUS_LEASE_SECONDS, the orphan sweep) would run statements on it in the middle
+    # of a request's once a test outlasts their period, as it can on a loaded machine, and break
+    # that request's savepoint. The tests of those jobs enter their context themselves.
+    app.state.files_config = app.state.files_config.model_copy(
+        update={"tus_cleanup_interval_seconds": 0, "orphan_sweep_interval_seconds": 0}
+    )
     async with running(app):
         app.state.sessionmaker = sessionmaker
         yield app
