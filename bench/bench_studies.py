@@ -334,10 +334,11 @@ async def explain_statements(
                 else:
                     await connection.exec_driver_sql(f"PREPARE bench_q AS {sql}")
                     await connection.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+                    # The search's term is in the statement's text (a literal), so the
+                    # statement may have no parameters left.
                     arguments = ", ".join(literal(value) for value in params)
-                    rows = await connection.exec_driver_sql(
-                        f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_q({arguments})"
-                    )
+                    execute = f"EXECUTE bench_q({arguments})" if params else "EXECUTE bench_q"
+                    rows = await connection.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {execute}")
                     await connection.exec_driver_sql("RESET plan_cache_mode")
                     await connection.exec_driver_sql("DEALLOCATE bench_q")
                 out.append(summarise(label, kind, [row[0] for row in rows]))
