@@ -153,8 +153,9 @@ class FastqValidator:
     bytes read, is refused as a bomb (None disables either cap). A record longer than
     `max_record_bytes` is refused, which bounds memory on binary or unterminated input.
     `block_size` is the internal processing granularity: memory is about 4 blocks of text plus one
-    record, and reports do not depend on it except for how far a bad-CRC member or a ratio bomb was
-    read before the refusal.
+    record, and for gzip two batches of inflated text (one being checked, one inflating ahead) of
+    at most 12 blocks each, whatever the compression ratio; reports do not depend on it except
+    for how far a bad-CRC member or a ratio bomb was read before the refusal.
     """
 
     def __init__(
@@ -189,6 +190,9 @@ class FastqValidator:
         self._inflated_out = 0
         self._inflate_stopped = False
         self._inflating: Future[list[_InflateEvent]] | None = None
+        self._inflate_input = b""
+        self._inflate_batch = 2 * self._inflate_step
+        self._batch_out = 0
         # The text applied so far (the report's decompressed_bytes).
         self._decompressed_out = 0
         self._gzip_truncated = False
@@ -275,23 +279,37 @@ class FastqValidator:
         if self._compressed is None:
             self._compressed = block.startswith(_GZIP_MAGIC)
         if self._compressed:
-            # Wait for the previous block's inflating, start this one's, then check the previous
-            # block's text while this one inflates.
-            inflated = self._inflating.result() if self._inflating is not None else []
-            self._inflating = None
+            # Catch up with the previous block's inflating, start this one's, then check the
+            # previous block's text while this one inflates.
+            inflated = self._catch_up()
             if not self._inflate_stopped and not self._stopped:
-                self._inflating = _INFLATE_POOL.submit(self._inflate, block)
+                self._compressed_in += len(block)
+                self._inflate_input = block
+                self._inflating = _INFLATE_POOL.submit(self._inflate)
             self._apply(inflated)
         else:
             self._decompressed_out += len(block)
             self._text(block)
 
-    def _apply_inflated(self) -> None:
-        """Apply the block still being inflated, if any."""
-        if self._inflating is not None:
+    def _catch_up(self) -> list[_InflateEvent]:
+        """Wait for the inflating in flight and inflate the rest of its input, applying each
+        batch while the next inflates; return the last batch, not yet applied. A batch holds at
+        most about `_inflate_batch` bytes of text, which bounds memory whatever the ratio."""
+        if self._inflating is None:
+            return []
+        inflated = self._inflating.result()
+        self._inflating = None
+        while self._inflate_input and not self._inflate_stopped and not self._stopped:
+            self._inflating = _INFLATE_POOL.submit(self._inflate)
+            self._apply(inflated)
             inflated = self._inflating.result()
             self._inflating = None
-            self._apply(inflated)
+        return inflated
+
+    def _apply_inflated(self) -> None:
+        """Apply everything still to inflate."""
+        self._apply(self._catch_up())
+        self._inflate_input = b""
 
     def _apply(self, events: list[_InflateEvent]) -> None:
         for event in events:
@@ -306,10 +324,16 @@ class FastqValidator:
     # The inflater side: runs on an inflate thread, touches only the inflater's state and
     # returns what it produced; the validator's thread applies it.
 
-    def _inflate(self, data: bytes) -> list[_InflateEvent]:
+    def _inflate(self) -> list[_InflateEvent]:
+        """Inflate `_inflate_input` until it is used up or a batch of text is ready; what is
+        left stays in `_inflate_input`."""
         events: list[_InflateEvent] = []
-        self._compressed_in += len(data)
+        self._batch_out = 0
+        data, self._inflate_input = self._inflate_input, b""
         while data and not self._inflate_stopped:
+            if self._batch_out >= self._inflate_batch:
+                self._inflate_input = data
+                break
             if self._inflater is None:
                 head = self._member_head + data
                 if len(head) < 2:
@@ -372,6 +396,7 @@ class FastqValidator:
                 )
                 return b""
             self._inflated_out += len(out)
+            self._batch_out += len(out)
             if out:
                 events.append(out)
             ratio = self._max_ratio
@@ -394,6 +419,8 @@ class FastqValidator:
             if len(out) < step:
                 return b""
             data = inflater.unconsumed_tail
+            if self._batch_out >= self._inflate_batch:
+                return data  # the member goes on: the next batch continues it
 
     def _finish_gzip(self) -> None:
         if self._member_head:

@@ -316,6 +316,29 @@ class TestGzipIntegrity:
             # The first member's records always; the second's as far as it was read.
             assert 120 <= report.read_count <= 240
 
+    def test_text_inflated_ahead_is_bounded_whatever_the_ratio(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        text = record(b"read", b"ACGT" * 250) * 2000  # about 4 MB, compresses over 100:1
+        data = gzip.compress(text)
+        largest = 0
+        apply = FastqValidator._apply
+
+        def watched(self: FastqValidator, events: list[Any]) -> None:
+            nonlocal largest
+            largest = max(largest, sum(len(event) for event in events if isinstance(event, bytes)))
+            apply(self, events)
+
+        monkeypatch.setattr(FastqValidator, "_apply", watched)
+        report = validate(data, block_size=1024)
+        # A batch stops at 2 inflate steps of 4 blocks, plus the step that crossed the mark.
+        assert 0 < largest <= 3 * 4 * 1024
+        plain = validate(text, block_size=1024)
+        assert report.valid
+        assert report.read_count == plain.read_count == 2000
+        assert report.name_digest == plain.name_digest
+        assert report.decompressed_bytes == len(text)
+
     @pytest.mark.parametrize("block_size", [2, 3, 5, 16, 61])
     def test_gzip_report_equals_the_plain_report_at_every_cut(self, block_size: int) -> None:
         text = GOOD + record(b"r4", b"ACXT") + GOOD[:-3]
