@@ -28,6 +28,7 @@ from src.study.cli import recount
 from src.study.models import Study
 from tests.factories import auth_headers, create_user
 from tests.sampleFileUpload.fastq_samples import gz, records
+from tests.study.concurrency import committing_app
 
 API = "/api/v1/studies"
 UPLOADS = "/api/v1/uploads"
@@ -299,44 +300,36 @@ async def test_drift_is_found_and_repaired(
 
 
 async def _parallel_writes(settings: Settings) -> tuple[list[int], list[counters.Drift], Any]:
-    await anyio.to_thread.run_sync(upgrade_database, settings.effective_database_url)
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        async with app.state.sessionmaker() as session:
-            user = await create_user(session)
-            await session.commit()
-        headers = auth_headers(settings, user)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            samples = [{"sample_id": f"P{n}", "organism": "Mus musculus"} for n in range(12)]
-            created = await client.post(
-                API,
-                headers=headers,
-                json={"title": "t", "description": "", "authors": [], "samples": samples},
-            )
-            study = created.json()["accession"]
-            rng = random.Random(7)
+    async with committing_app(settings) as (app, client, headers):
+        samples = [{"sample_id": f"P{n}", "organism": "Mus musculus"} for n in range(12)]
+        created = await client.post(
+            API,
+            headers=headers,
+            json={"title": "t", "description": "", "authors": [], "samples": samples},
+        )
+        study = created.json()["accession"]
+        rng = random.Random(7)
 
-            async def put(sample: str, number: int) -> int:
-                name, content = _fastq(rng)
-                url = f"{API}/{study}/samples/{sample}/files/{number}_{name}"
-                return (await client.put(url, headers=headers, content=content)).status_code
+        async def put(sample: str, number: int) -> int:
+            name, content = _fastq(rng)
+            url = f"{API}/{study}/samples/{sample}/files/{number}_{name}"
+            return (await client.put(url, headers=headers, content=content)).status_code
 
-            async def add(number: int) -> int:
-                body = {"sample_id": f"N{number}", "organism": "Mus musculus"}
-                url = f"{API}/{study}/samples"
-                return (await client.post(url, headers=headers, json=body)).status_code
+        async def add(number: int) -> int:
+            body = {"sample_id": f"N{number}", "organism": "Mus musculus"}
+            url = f"{API}/{study}/samples"
+            return (await client.post(url, headers=headers, json=body)).status_code
 
-            async def remove(sample: str) -> int:
-                url = f"{API}/{study}/samples/{sample}"
-                return (await client.delete(url, headers=headers)).status_code
+        async def remove(sample: str) -> int:
+            url = f"{API}/{study}/samples/{sample}"
+            return (await client.delete(url, headers=headers)).status_code
 
-            writes = [put(f"P{n % 12}", n) for n in range(24)]
-            writes += [add(n) for n in range(10)]
-            writes += [remove(f"P{n}") for n in range(0, 12, 3)]  # while files arrive in them
-            rng.shuffle(writes)
-            statuses = await asyncio.gather(*writes)
-            body = (await client.get(f"{API}/{study}", headers=headers)).json()
+        writes = [put(f"P{n % 12}", n) for n in range(24)]
+        writes += [add(n) for n in range(10)]
+        writes += [remove(f"P{n}") for n in range(0, 12, 3)]  # while files arrive in them
+        rng.shuffle(writes)
+        statuses = await asyncio.gather(*writes)
+        body = (await client.get(f"{API}/{study}", headers=headers)).json()
         async with app.state.sessionmaker() as session:
             drift = await counters.find_drift(session)
     return list(statuses), drift, body
