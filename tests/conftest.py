@@ -31,7 +31,7 @@ from src.database import create_engine, is_sqlite, upgrade_database
 from src.study.models import Study
 from tests.databases import create_database, drop_database
 from tests.factories import auth_headers, create_user
-from tests.lifespan import running
+from tests.lifespan import NO_PERIODIC_JOBS, running
 from tests.s3server import MotoServer
 from tests.study.factories import create_study
 
@@ -181,9 +181,7 @@ async def app(
     # clean-up every TUS_LEASE_SECONDS, the orphan sweep) would run statements on it in the middle
     # of a request's once a test outlasts their period, as it can on a loaded machine, and break
     # that request's savepoint. The tests of those jobs enter their context themselves.
-    app.state.files_config = app.state.files_config.model_copy(
-        update={"tus_cleanup_interval_seconds": 0, "orphan_sweep_interval_seconds": 0}
-    )
+    app.state.files_config = app.state.files_config.model_copy(update=NO_PERIODIC_JOBS)
     async with running(app):
         app.state.sessionmaker = sessionmaker
         yield app

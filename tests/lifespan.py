@@ -8,6 +8,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+# The lifespan's periodic jobs (tus clean-up, orphan sweep) switched off: for an app whose sessions
+# all share the test's one connection, where a job's statements would land in a request's.
+NO_PERIODIC_JOBS = {"tus_cleanup_interval_seconds": 0, "orphan_sweep_interval_seconds": 0}
+
 
 @asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[FastAPI]:

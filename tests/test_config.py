@@ -17,6 +17,7 @@ from src.config import Settings
 from src.sampleFileUpload.config import FilesConfig, SheetConfig
 from src.study.config import StudyConfig
 from tests.conftest import environment_names, settings_classes
+from tests.lifespan import NO_PERIODIC_JOBS
 
 
 def make(**values: Any) -> Settings:
@@ -126,7 +127,9 @@ class TestTheSuiteControlsConfiguration:
         assert (settings.environment, settings.log_level) == ("test", "INFO")
         assert settings.storage_backend == "local"
         assert app.state.study_config == StudyConfig.model_construct()
-        assert app.state.files_config == FilesConfig.model_construct()
+        # The suite's app runs no periodic jobs (tests/lifespan.py); the rest is the defaults.
+        expected_files = FilesConfig.model_construct().model_copy(update=NO_PERIODIC_JOBS)
+        assert app.state.files_config == expected_files
         assert app.state.sheet_config == SheetConfig.model_construct()
         assert Settings() == Settings.model_construct()
 
