@@ -54,22 +54,38 @@ async def insert_rows(
     if dialect.driver == "asyncpg":
         await _copy(connection, table, names, rows)
     else:
-        await connection.exec_driver_sql(_insert_statement(table, names, dialect), rows)
+        statement = _insert_statement(table, names, dialect)
+        await connection.exec_driver_sql(statement, _driver_rows(rows, dialect))
     return count
+
+
+# The parameter marker of each DB-API paramstyle, for the n-th value of a row (from 1). Named
+# styles take each row as a mapping of these names (``_driver_rows``).
+_MARKERS = {
+    "qmark": "?",
+    "format": "%s",
+    "numeric": ":{n}",
+    "numeric_dollar": "${n}",
+    "named": ":v{n}",
+    "pyformat": "%(v{n})s",
+}
 
 
 def _insert_statement(table: Table, names: Sequence[str], dialect: Dialect) -> str:
     quote = dialect.identifier_preparer.quote
-    if dialect.paramstyle == "qmark":
-        markers = ", ".join("?" for _ in names)
-    elif dialect.paramstyle == "format":
-        markers = ", ".join("%s" for _ in names)
-    else:
-        raise NotImplementedError(f"bulk insert with the {dialect.paramstyle} paramstyle")
+    marker = _MARKERS[dialect.paramstyle]
+    markers = ", ".join(marker.format(n=n) for n in range(1, len(names) + 1))
     columns = ", ".join(quote(name) for name in names)
     into = dialect.identifier_preparer.format_table(table)
     # Identifiers from the table's metadata, quoted by the dialect; values are parameters.
     return f"INSERT INTO {into} ({columns}) VALUES ({markers})"  # noqa: S608
+
+
+def _driver_rows(rows: list[tuple[Any, ...]], dialect: Dialect) -> list[Any]:
+    """The rows as the driver's paramstyle takes them: tuples, or mappings for named styles."""
+    if dialect.paramstyle not in ("named", "pyformat"):
+        return rows
+    return [{f"v{n}": value for n, value in enumerate(row, 1)} for row in rows]
 
 
 async def _copy(
