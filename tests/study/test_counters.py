@@ -19,10 +19,8 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from src.app import create_app
 from src.auth.models import User
 from src.config import Settings
-from src.database import upgrade_database
 from src.study import counters
 from src.study.cli import recount
 from src.study.models import Study
@@ -352,20 +350,13 @@ async def test_recount_command_reports_and_repairs(
     settings: Settings, scratch_database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = settings.model_copy(update={"database_url": scratch_database_url})
-    await anyio.to_thread.run_sync(upgrade_database, scratch_database_url)
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        async with app.state.sessionmaker() as session:
-            user = await create_user(session)
-            await session.commit()
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            samples = [{"sample_id": "A", "organism": "Mus musculus"}]
-            created = await client.post(
-                API,
-                headers=auth_headers(settings, user),
-                json={"title": "t", "description": "", "authors": [], "samples": samples},
-            )
+    async with committing_app(settings) as (app, client, headers):
+        samples = [{"sample_id": "A", "organism": "Mus musculus"}]
+        created = await client.post(
+            API,
+            headers=headers,
+            json={"title": "t", "description": "", "authors": [], "samples": samples},
+        )
         accession = created.json()["accession"]
         async with app.state.sessionmaker() as session:
             await session.execute(
