@@ -12,7 +12,9 @@ dependency pinned with its hashes (pip --require-hashes), and refreshed whenever
 The locks are resolved on Linux; on Windows the pinned requirements*.txt are installed instead.
 ``test`` also installs the command-line client from client/ (again whenever it changes) and
 the JavaScript test clients under tests/js (again whenever their lock changes).
-``test`` runs pytest on SQLite and, when TEST_DATABASE_URL is set, again on that database.
+``test`` runs pytest on SQLite and, when TEST_DATABASE_URL is set, on that database too, both runs
+at once (the second one's output is printed when it ends; it uses the Redis database numbered one
+below TEST_REDIS_URL's, as both runs flush theirs).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 
@@ -35,16 +38,19 @@ LOCKS = {"requirements.lock": "requirements.txt", "requirements.dev.lock": "requ
 JS_TESTS = ROOT / "tests" / "js"
 
 
-def _run(*command: str | Path, env: dict[str, str] | None = None) -> None:
-    print("+", " ".join(str(part) for part in command), flush=True)
-    process = subprocess.Popen([str(part) for part in command], cwd=ROOT, env=env)
-    # Ctrl+C reaches the child as well: let it stop in its own time (a server finishes its
-    # requests and shuts down cleanly) instead of being killed by this wrapper.
+def _wait(process: subprocess.Popen[bytes]) -> int:
+    """The process's exit code. Ctrl+C reaches the child as well: let it stop in its own time (a
+    server finishes its requests and shuts down cleanly) instead of being killed by this wrapper."""
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        returncode = process.wait()
+        return process.wait()
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _run(*command: str | Path, env: dict[str, str] | None = None) -> None:
+    print("+", " ".join(str(part) for part in command), flush=True)
+    returncode = _wait(subprocess.Popen([str(part) for part in command], cwd=ROOT, env=env))
     if returncode != 0:
         raise SystemExit(returncode)
 
@@ -144,18 +150,47 @@ def lock(args: list[str]) -> None:
         constraint = ["-c", output]
 
 
+def _redis_database_beside(url: str) -> str:
+    """The Redis database numbered one below ``url``'s (one above for database 0): the two runs
+    of ``test`` go on at once, and each flushes the database its tests use."""
+    base, _, number = url.rpartition("/")
+    if not base.startswith("redis") or not number.isdigit():
+        return url
+    index = int(number)
+    return f"{base}/{index - 1 if index > 0 else 1}"
+
+
 def test(args: list[str]) -> None:
+    """Lint, then the suite on SQLite and, with TEST_DATABASE_URL, on that database at the same
+    time (two processes: the suite spends much of its time waiting on servers and sockets, so
+    the two runs together take little longer than one). The SQLite run streams its output; the
+    other's is kept in a file and printed when it ends."""
     _ensure_venv("requirements.dev.lock")
     _ensure_node_modules()
     _ensure_client()
     _lint()
     env = {k: v for k, v in os.environ.items() if k != "TEST_DATABASE_URL"}
-    print("== test suite on SQLite", flush=True)
-    _run(PYTHON, "-m", "pytest", *args, env=env)
     postgres = os.environ.get("TEST_DATABASE_URL")
-    if postgres:
-        print("== test suite on", postgres.split("@")[-1], flush=True)
-        _run(PYTHON, "-m", "pytest", *args, env={**env, "TEST_DATABASE_URL": postgres})
+    where = postgres.split("@")[-1] if postgres else ""
+    pytest = [str(PYTHON), "-m", "pytest", *args]
+    with tempfile.TemporaryFile() as log:
+        beside = None
+        if postgres:
+            print(f"== test suite on {where} (printed when it ends)", flush=True)
+            beside_env = {**env, "TEST_DATABASE_URL": postgres}
+            beside = subprocess.Popen(pytest, cwd=ROOT, env=beside_env, stdout=log, stderr=log)
+            if env.get("TEST_REDIS_URL"):
+                env["TEST_REDIS_URL"] = _redis_database_beside(env["TEST_REDIS_URL"])
+        print("== test suite on SQLite", flush=True)
+        failed = _wait(subprocess.Popen(pytest, cwd=ROOT, env=env))
+        if beside is not None:
+            failed = failed or _wait(beside)
+            print(f"== test suite on {where}", flush=True)
+            log.seek(0)
+            shutil.copyfileobj(log, sys.stdout.buffer)
+            sys.stdout.flush()
+    if failed:
+        raise SystemExit(failed)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import time
 
 import httpx
 
-STARTUP_TIMEOUT = 30.0
+STARTUP_TIMEOUT = 90.0
 
 
 def _free_port() -> int:

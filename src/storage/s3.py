@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import replace
@@ -39,7 +40,7 @@ from typing import Any
 import aiohttp
 import anyio
 from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
+from aiobotocore.session import AioSession, get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from src.storage import (
@@ -68,6 +69,21 @@ from src.storage import (
 )
 
 logger = logging.getLogger(__name__)
+
+_sessions = threading.local()
+
+
+def _session() -> AioSession:
+    """This thread's botocore session. Creating a client loads the service's model (the S3 model
+    and the endpoint rules, a few MB of JSON: 50-120 ms) into the session that creates it; one
+    session per thread loads them once, and every later client (each storage's API and presign
+    clients, a test's or a command's storage) takes 3-5 ms. Per thread: a botocore session is not
+    meant to be shared across threads."""
+    session: AioSession | None = getattr(_sessions, "session", None)
+    if session is None:
+        session = _sessions.session = get_session()
+    return session
+
 
 # ------------------------------------------------------------------------------ S3 backend
 
@@ -342,7 +358,7 @@ class S3Storage(Storage):
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        creator = get_session().create_client(
+        creator = _session().create_client(
             "s3",
             region_name=self.region,
             endpoint_url=endpoint_url,

@@ -26,7 +26,7 @@ from tests.study.factories import create_study
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SECRET = "test-secret-key-for-real-servers-0123456789"
-STARTUP_TIMEOUT = 30.0
+STARTUP_TIMEOUT = 90.0
 
 
 def free_port() -> int:

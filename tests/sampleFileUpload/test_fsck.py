@@ -412,7 +412,7 @@ class TestSweep:
 
         monkeypatch.setattr(fsck, "sweep_orphans", reporting)
         async with orphan_sweep(app):
-            with anyio.fail_after(10):
+            with anyio.fail_after(60):
                 await swept.wait()
         assert not await storage.exists(key)
 

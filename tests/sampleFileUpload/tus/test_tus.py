@@ -421,7 +421,7 @@ class TestStrandedUploads:
 
             monkeypatch.setattr(cleanup, name, reporting)
         async with upload_cleanup(app):
-            with anyio.fail_after(10):
+            with anyio.fail_after(60):
                 for event in done.values():
                     await event.wait()
         unfinished = select(func.count(Upload.id)).where(Upload.finished_at.is_(None))
