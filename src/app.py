@@ -241,6 +241,16 @@ def _docs_routes(app: FastAPI) -> None:
         )
 
 
+def initial_state(app: FastAPI, settings: Settings) -> None:
+    """What ``app.state`` holds before the lifespan starts: the settings and each domain's
+    configuration. The lifespan adds the engine, the storage and the rest."""
+    app.state.settings = settings
+    app.state.study_config = StudyConfig()
+    app.state.files_config = FilesConfig()
+    app.state.sheet_config = SheetConfig()
+    app.state.public_stats = PublicStatsCache(max_age=DashboardConfig().stats_max_age_seconds)
+
+
 def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
     """Build the application. With no settings, they are read from the environment and logging
     is set up from them: that is how uvicorn's factory starts each worker process."""
@@ -262,11 +272,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
         # The text rule of every query and path parameter (JSON bodies: src/schemas.Input).
         dependencies=[Depends(text_rule)],
     )
-    app.state.settings = settings
-    app.state.study_config = StudyConfig()
-    app.state.files_config = FilesConfig()
-    app.state.sheet_config = SheetConfig()
-    app.state.public_stats = PublicStatsCache(max_age=DashboardConfig().stats_max_age_seconds)
+    initial_state(app, settings)
     install_error_handlers(app)
     app.include_router(service_router)
     app.include_router(auth_router, prefix=API_PREFIX)

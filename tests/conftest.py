@@ -24,11 +24,11 @@ from fastapi import FastAPI
 from pydantic_settings import BaseSettings
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from src.app import create_app
 from src.auth.models import User
 from src.config import Settings
 from src.database import create_engine, is_sqlite, upgrade_database
 from src.study.models import Study
+from tests.apps import app_for
 from tests.databases import create_database, drop_database
 from tests.factories import auth_headers, create_user
 from tests.lifespan import NO_PERIODIC_JOBS, running
@@ -174,9 +174,10 @@ def settings(data_root: Path, database_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def app(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[FastAPI]:
-    app = create_app(settings)
+    app = app_for(settings)
     # Every session here shares the test's one connection, so the lifespan's periodic jobs (tus
     # clean-up every TUS_LEASE_SECONDS, the orphan sweep) would run statements on it in the middle
     # of a request's once a test outlasts their period, as it can on a loaded machine, and break

@@ -13,10 +13,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from src.app import create_app
 from src.auth.config import AuthConfig
 from src.auth.state import AuthState
 from src.config import Settings
+from tests.apps import app_for
 from tests.conftest import require
 from tests.lifespan import running
 
@@ -52,7 +52,7 @@ async def app(
     sessionmaker: async_sessionmaker[AsyncSession],
     auth_config: AuthConfig,
 ) -> AsyncIterator[FastAPI]:
-    app = create_app(settings)
+    app = app_for(settings)
     async with running(app):
         app.state.sessionmaker = sessionmaker
         await app.state.auth.close()

@@ -65,7 +65,7 @@ async def test_a_lease_taken_over_stops_the_request(
             async with lease.recording(ends=False):
                 await service.release_lease(session, upload_id=upload_id, token="t")
                 await session.commit()
-            await anyio.sleep(1)
+            await anyio.sleep_forever()  # until a renewal finds out (fail_after: a hang)
 
     with anyio.fail_after(60), pytest.raises(UploadLockedError):
         await request_that_outlives_its_lease()
@@ -91,7 +91,7 @@ async def test_an_upload_ended_meanwhile_stops_the_request_as_not_found(
             async with lease.recording(ends=False):
                 await session.execute(delete(Upload).where(Upload.id == upload_id))
                 await session.commit()
-            await anyio.sleep(1)
+            await anyio.sleep_forever()  # until a renewal finds out (fail_after: a hang)
 
     with anyio.fail_after(60), pytest.raises(UploadNotFoundError):
         await request_whose_upload_is_ended()
