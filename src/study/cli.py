@@ -1,11 +1,13 @@
 """``python main.py recount [--repair] [--json]``: hold every study's kept counters (samples,
-files, bytes, reads, bases: see ``counters.py``) against a recount from its samples and files.
+files, bytes, reads, bases: see ``counters.py``) against a recount from its samples and files,
+and the totals kept over all studies (the number of published ones) against a count.
 
 Prints one line per study whose counters differ (with ``--json`` one JSON document: ``clean``,
-``repair``, ``drifted`` with each study's kept and counted values, ``repaired``). ``--repair``
-sets the drifted studies' counters to the recount in one transaction. Exit status: 0 when every
-study agreed, 1 when one did not (even if repaired: the output says so), 2 when the database
-cannot be used. Logging goes to stderr, so stdout holds only the report.
+``repair``, ``drifted`` with each study's kept and counted values, ``drifted_totals`` with each
+total's, ``repaired``). ``--repair`` sets the drifted counters and totals to the recount in one
+transaction. Exit status: 0 when everything agreed, 1 when something did not (even if repaired:
+the output says so), 2 when the database cannot be used. Logging goes to stderr, so stdout
+holds only the report.
 """
 
 from __future__ import annotations
@@ -34,11 +36,15 @@ async def _run(settings: Settings, *, repair: bool) -> dict[str, Any]:
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
             drifts = await counters.find_drift(session)
+            totals = await counters.find_total_drift(session)
             repaired = await counters.repair(session, drifts=drifts) if repair else 0
+            if repair:
+                repaired += await counters.repair_totals(session, drifts=totals)
         return {
-            "clean": not drifts,
+            "clean": not drifts and not totals,
             "repair": repair,
             "drifted": [drift.as_dict() for drift in drifts],
+            "drifted_totals": [drift.as_dict() for drift in totals],
             "repaired": repaired,
         }
     finally:
@@ -47,8 +53,16 @@ async def _run(settings: Settings, *, repair: bool) -> dict[str, Any]:
 
 def summary(report: dict[str, Any]) -> str:
     if report["clean"]:
-        return "recount: every study's counters agree with its samples and files\n"
-    lines = [f"recount: {len(report['drifted'])} studies differ, {report['repaired']} repaired:"]
+        return (
+            "recount: every study's counters agree with its samples and files, "
+            "and the kept totals with the studies\n"
+        )
+    lines = [
+        f"recount: {len(report['drifted'])} studies and {len(report['drifted_totals'])} totals"
+        f" differ, {report['repaired']} repaired:"
+    ]
+    for total in report["drifted_totals"]:
+        lines.append(f"  total {total['name']}: {total['kept']} (counted {total['counted']})")
     for drift in report["drifted"]:
         kept, counted = drift["kept"], drift["counted"]
         differences = ", ".join(

@@ -114,3 +114,6 @@ class ReadinessCode(StrEnum):
 
 
 ACCESSION_COUNTER = "study"
+# The study_total row holding how many studies were ever published (none is unpublished or
+# deleted after): the public total is that minus the published ones still under embargo.
+PUBLISHED_TOTAL = "published"

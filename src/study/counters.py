@@ -35,9 +35,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from src.database import utcnow
-from src.study.constants import FileStatus
-from src.study.models import Sample, SampleFile, Study
+from src.database import today, utcnow
+from src.study.constants import PUBLISHED_TOTAL, FileStatus, StudyStatus
+from src.study.models import Sample, SampleFile, Study, StudyTotal
 
 # The maintained columns, in the order of ``Tally``'s fields.
 COLUMNS: tuple[str, ...] = (
@@ -179,6 +179,91 @@ async def remove_files(
     for study_id, tally in by_study.items():
         await add(session, study_id=study_id, tally=tally, touch=touch)
     return len(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# The number of published studies.
+
+
+async def study_published(session: AsyncSession) -> None:
+    """A study was published: one more in the kept number, in the publishing transaction.
+    Publishing is rare (a reviewer's decision), so the one row is no point of contention."""
+    await session.execute(
+        update(StudyTotal)
+        .where(StudyTotal.name == PUBLISHED_TOTAL)
+        .values(value=StudyTotal.value + 1)
+    )
+
+
+def _embargoed() -> ColumnElement[int]:
+    """Published studies whose release date is still to come (by the partial index on the
+    release date of published studies: few rows, whatever the size of the table)."""
+    return (
+        select(func.count())
+        .select_from(Study)
+        .where(Study.status == StudyStatus.PUBLISHED, Study.release_date > today())
+        .scalar_subquery()
+    )
+
+
+def public_total_query() -> Select[Any]:
+    """The number of public studies (``Study.public_clause``) without counting them: the kept
+    number of published studies minus those under embargo."""
+    return select(StudyTotal.value - _embargoed()).where(StudyTotal.name == PUBLISHED_TOTAL)
+
+
+async def public_total(session: AsyncSession) -> int:
+    return int((await session.execute(public_total_query())).scalar_one())
+
+
+def _published_count() -> ColumnElement[int]:
+    return (
+        select(func.count())
+        .select_from(Study)
+        .where(Study.status == StudyStatus.PUBLISHED)
+        .scalar_subquery()
+    )
+
+
+@dataclass(frozen=True)
+class TotalDrift:
+    """A kept total over every study that is not what a count gives."""
+
+    name: str
+    kept: int
+    counted: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kept": self.kept, "counted": self.counted}
+
+
+async def find_total_drift(session: AsyncSession) -> list[TotalDrift]:
+    """The kept number of published studies against a count (empty when they agree)."""
+    kept, counted = (
+        await session.execute(
+            select(StudyTotal.value, _published_count()).where(StudyTotal.name == PUBLISHED_TOTAL)
+        )
+    ).one()
+    if kept == counted:
+        return []
+    return [TotalDrift(PUBLISHED_TOTAL, int(kept), int(counted))]
+
+
+async def repair_totals(session: AsyncSession, *, drifts: Sequence[TotalDrift]) -> int:
+    """Set the drifted totals to a count (counted again, under the statement)."""
+    if not drifts:
+        return 0
+    await session.execute(totals_repair_statement())
+    return len(drifts)
+
+
+def totals_repair_statement() -> Update:
+    """Set the kept totals to a count (also for rows written around the API, as a bulk load)."""
+    return (
+        update(StudyTotal)
+        .where(StudyTotal.name == PUBLISHED_TOTAL)
+        .values(value=_published_count())
+    )
 
 
 # ---------------------------------------------------------------------------------------------

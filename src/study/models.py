@@ -26,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     or_,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -54,6 +55,21 @@ class AccessionCounter(Base):
     value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class StudyTotal(Base):
+    """Totals over every study, one row per name, kept by the transactions that change them
+    (study/counters.py): what would otherwise be a count over the whole table."""
+
+    __tablename__ = "study_total"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# Published studies, by release date: the ones still under embargo are few, and the public
+# total subtracts them from the kept number of published studies.
+PUBLISHED_ONLY = "status = 'published'"
+
+
 class Study(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "study"
     __table_args__ = (
@@ -63,6 +79,12 @@ class Study(UUIDPrimaryKey, Timestamps, Base):
         Index("ix_study_owner_id_created_at", "owner_id", "created_at"),
         # The review queue: studies in review, oldest submission first.
         Index("ix_study_status_submitted_at", "status", "submitted_at"),
+        Index(
+            "ix_study_published_release_date",
+            "release_date",
+            postgresql_where=text(PUBLISHED_ONLY),
+            sqlite_where=text(PUBLISHED_ONLY),
+        ),
         # Trigram index behind ``q`` on PostgreSQL (created by the migration with pg_trgm).
         Index(
             "ix_study_search_text_trgm",

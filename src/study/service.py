@@ -556,6 +556,7 @@ async def submit(
     else:
         study.status = StudyStatus.PUBLISHED
         study.published_at = now
+        await counters.study_published(session)
         record_event(
             session,
             study=study,
@@ -592,6 +593,7 @@ async def review(
     if decision == ReviewDecision.APPROVE:
         study.status = StudyStatus.PUBLISHED
         study.published_at = now
+        await counters.study_published(session)
         action = EventAction.STUDY_APPROVED
     else:
         if not comment:

@@ -19,6 +19,7 @@ from src.dashboard.cache import PublicStatsCache
 from src.dashboard.constants import RECENT_EVENTS_LIMIT
 from src.dashboard.schemas import PublicStats
 from src.database import today
+from src.study.constants import StudyStatus
 from src.study.models import Study, StudyEvent
 from tests.dashboard.world import (
     World,
@@ -370,11 +371,13 @@ class TestQueryCount:
             for url, params in urls
         ]
         for number in range(10):
-            study = await create_study(
-                session, owner=world.users["alice"], title=f"more {number}", samples=3, files=True
-            )
-            await session.execute(
-                update(Study).where(Study.id == study.id).values(status="published")
+            await create_study(
+                session,
+                owner=world.users["alice"],
+                title=f"more {number}",
+                samples=3,
+                files=True,
+                status=StudyStatus.PUBLISHED,
             )
         after = [
             await self._count(client, statements, url, params=params, headers=reviewer)

@@ -50,6 +50,8 @@ async def create_study(
         if status == StudyStatus.PUBLISHED:
             values["published_at"] = now
         await session.execute(update(Study).where(Study.id == study.id).values(**values))
+        if status == StudyStatus.PUBLISHED:
+            await counters.study_published(session)
         await session.refresh(study)
     await session.flush()
     return study

@@ -11,22 +11,26 @@ import json
 import random
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import anyio
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User
 from src.config import Settings
+from src.database import today
 from src.study import counters
 from src.study.cli import recount
-from src.study.models import Study
+from src.study.constants import PUBLISHED_TOTAL, StudyStatus
+from src.study.models import Study, StudyTotal
 from tests.factories import auth_headers, create_user
 from tests.sampleFileUpload.fastq_samples import gz, records
 from tests.study.concurrency import committing_app
+from tests.study.factories import create_study
 
 API = "/api/v1/studies"
 UPLOADS = "/api/v1/uploads"
@@ -249,6 +253,7 @@ async def test_random_operations_never_drift_from_a_recount(
         done.setdefault(name, set()).add(status)
         drift = await counters.find_drift(session)
         assert drift == [], (name, status, drift)
+        assert await counters.find_total_drift(session) == [], (name, status)
     # The API shows the kept counts, and they are not all zero (the test did something).
     kept = await _kept(session)
     for accession in actions.studies:
@@ -263,6 +268,44 @@ async def test_random_operations_never_drift_from_a_recount(
     assert sum(t.valid_file_count for t in kept.values()) > 0
     assert 201 in done["put_file"]
     assert 200 in done["lifecycle"] | done["submit_ready"]
+    assert await counters.public_total(session) == await _public_count(session)
+
+
+async def _public_count(session: AsyncSession) -> int:
+    return (
+        await session.execute(select(func.count()).select_from(Study).where(Study.public_clause()))
+    ).scalar_one()
+
+
+async def test_the_public_total_is_the_published_ones_less_those_under_embargo(
+    session: AsyncSession, owner: User
+) -> None:
+    start = await counters.public_total(session)
+    await create_study(session, owner=owner, status=StudyStatus.PUBLISHED)
+    await create_study(
+        session, owner=owner, status=StudyStatus.PUBLISHED, release_date=today() + timedelta(days=1)
+    )
+    await create_study(session, owner=owner, status=StudyStatus.PUBLISHED, release_date=today())
+    await create_study(session, owner=owner, status=StudyStatus.IN_REVIEW)
+    assert await counters.public_total(session) == start + 2 == await _public_count(session)
+    assert await counters.find_total_drift(session) == []
+
+
+async def test_a_drifted_total_is_found_and_repaired(session: AsyncSession, owner: User) -> None:
+    await create_study(session, owner=owner, status=StudyStatus.PUBLISHED)
+    counted = (
+        await session.execute(
+            select(func.count()).select_from(Study).where(Study.status == StudyStatus.PUBLISHED)
+        )
+    ).scalar_one()
+    await session.execute(
+        update(StudyTotal).where(StudyTotal.name == PUBLISHED_TOTAL).values(value=counted + 4)
+    )
+    (drift,) = await counters.find_total_drift(session)
+    assert (drift.name, drift.kept, drift.counted) == (PUBLISHED_TOTAL, counted + 4, counted)
+    assert await counters.repair_totals(session, drifts=[drift]) == 1
+    assert await counters.find_total_drift(session) == []
+    assert await counters.public_total(session) == await _public_count(session)
 
 
 async def test_drift_is_found_and_repaired(
@@ -378,4 +421,25 @@ async def test_recount_command_reports_and_repairs(
     assert code == 1
     assert f"{accession}: file_count 5 (counted 0)" in out
     code, out = await anyio.to_thread.run_sync(run)
-    assert (code, out) == (0, "recount: every study's counters agree with its samples and files\n")
+    assert (code, out) == (0, CLEAN)
+    # A kept total over every study is held against a count as well.
+    async with (
+        committing_app(settings) as (app, _client, _headers),
+        app.state.sessionmaker() as session,
+    ):
+        await session.execute(
+            update(StudyTotal).where(StudyTotal.name == PUBLISHED_TOTAL).values(value=3)
+        )
+        await session.commit()
+    code, out = await anyio.to_thread.run_sync(run, "--json")
+    assert code == 1
+    assert json.loads(out)["drifted_totals"] == [{"name": PUBLISHED_TOTAL, "kept": 3, "counted": 0}]
+    code, out = await anyio.to_thread.run_sync(run, "--repair")
+    assert (code, f"total {PUBLISHED_TOTAL}: 3 (counted 0)" in out) == (1, True)
+    assert await anyio.to_thread.run_sync(run) == (0, CLEAN)
+
+
+CLEAN = (
+    "recount: every study's counters agree with its samples and files, "
+    "and the kept totals with the studies\n"
+)

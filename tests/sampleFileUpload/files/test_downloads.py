@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from src.auth.models import User
 from src.config import Settings
 from src.sampleFileUpload.config import FilesConfig
+from src.study import counters
 from src.study.constants import FileStatus, StudyStatus
 from src.study.models import SampleFile, Study
 from tests.factories import auth_headers, create_user
@@ -62,6 +63,7 @@ async def publish(session: AsyncSession, study: Study) -> None:
     await session.execute(
         update(Study).where(Study.id == study.id).values(status=StudyStatus.PUBLISHED)
     )
+    await counters.study_published(session)
 
 
 class TestDownload:
