@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.auth.models import User, UserRole
 from src.study.constants import ACCESSION_COUNTER, FileStatus, ReadKind, StudyStatus
-from src.study.counters import repair_statement, totals_repair_statement
+from src.study.counters import repair_statement, totals_repair_statements
 from src.study.models import AccessionCounter, Sample, SampleFile, Study
 from src.study.service import _search_text
 
@@ -288,7 +288,8 @@ async def seed_studies(
     async with engine.begin() as connection:
         # The studies' kept counters, from the same recount the migration fills them with.
         await connection.execute(repair_statement())
-        await connection.execute(totals_repair_statement())
+        for statement in totals_repair_statements():
+            await connection.execute(statement)
         await connection.execute(
             update(AccessionCounter)
             .where(AccessionCounter.name == ACCESSION_COUNTER)

@@ -41,7 +41,7 @@ from src.auth.jwt import encode_access_token
 from src.auth.models import User
 from src.config import Settings
 from src.database import create_engine, upgrade_database
-from src.study.counters import repair_statement, totals_repair_statement
+from src.study.counters import repair_statement, totals_repair_statements
 from src.study.models import Sample, SampleFile, Study, StudyEvent, StudyMember
 from tests.databases import create_database, drop_database
 
@@ -224,7 +224,8 @@ async def seed(url: str, tables: dict[str, Any], seeded: Seeded) -> Seeded:
                 await connection.execute(insert(model), part)
         # The studies' kept counters, from the same recount the migration fills them with.
         await connection.execute(repair_statement())
-        await connection.execute(totals_repair_statement())
+        for statement in totals_repair_statements():
+            await connection.execute(statement)
     if make_url(url).get_backend_name() == "postgresql":
         async with engine.connect() as connection:
             await connection.execution_options(isolation_level="AUTOCOMMIT")

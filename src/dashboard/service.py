@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, and_, case, distinct, func, select, union
+from sqlalchemy import ColumnElement, Select, Table, and_, distinct, func, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User, UserRole
@@ -40,9 +40,10 @@ from src.dashboard.schemas import (
     UsersByRole,
 )
 from src.dashboard.utils import PeriodWindow, next_start, period_start, periods
-from src.database import today, utcnow
+from src.database import utcnow
+from src.study import counters
 from src.study.constants import FileStatus, StudyStatus
-from src.study.models import Sample, SampleFile, Study, StudyEvent, StudyMember
+from src.study.models import OwnerTotal, Sample, SampleFile, Study, StudyEvent, StudyMember
 
 
 @dataclass(frozen=True)
@@ -112,84 +113,71 @@ async def public_stats(session: AsyncSession) -> PublicStats:
 # The summary.
 
 
-def _scoped_studies(viewer: Viewer, columns: list[Any]) -> Select[Any]:
-    """``columns`` of every study in scope: a caller's own (by the owner index) and those they
-    are a member of (by the membership index), as one UNION ALL; every study for scope=all."""
-    if viewer.scope == DashboardScope.ALL:
-        return select(*columns)
-    owned = select(*columns).where(Study.owner_id == viewer.user.id)
-    joined = (
-        select(*columns)
-        .join(StudyMember, StudyMember.study_id == Study.id)
-        .where(StudyMember.user_id == viewer.user.id, Study.owner_id != viewer.user.id)
-    )
-    return owned.union_all(joined)  # type: ignore[return-value]
+def _member_studies(viewer: Viewer) -> list[ColumnElement[bool]]:
+    """The studies the viewer is a member of but does not own."""
+    return [
+        Study.id.in_(select(StudyMember.study_id).where(StudyMember.user_id == viewer.user.id)),
+        Study.owner_id != viewer.user.id,
+    ]
 
 
 async def _counts(
     session: AsyncSession, viewer: Viewer
 ) -> tuple[StudyCounts, int, FileCounts, int, int, int]:
-    """Studies by status and the sums of their kept counters, in one statement."""
-    embargoed = and_(Study.status == StudyStatus.PUBLISHED, Study.release_date > today())
-    columns: list[Any] = [
-        Study.status.label("status"),
-        case((embargoed, 1), else_=0).label("embargoed"),
-        *(getattr(Study, name).label(name) for name in COUNTED),
-    ]
-    scoped = _scoped_studies(viewer, columns).subquery()
-
-    def with_status(status: StudyStatus) -> Any:
-        return func.count().filter(scoped.c.status == status)
-
-    def total(name: str) -> Any:
-        return func.coalesce(func.sum(scoped.c[name]), 0)
-
-    row = (
-        await session.execute(
-            select(
-                func.count(),
-                with_status(StudyStatus.DRAFT),
-                with_status(StudyStatus.IN_REVIEW),
-                with_status(StudyStatus.PUBLISHED),
-                total("embargoed"),
-                *(total(name) for name in COUNTED),
-            )
+    """Studies by status and the sums of their kept counters, in one statement, without
+    visiting the studies one owns: their totals are the owners' kept rows (``owner_total``,
+    study/counters.py), all of them for scope=all, the caller's otherwise; to the caller's are
+    added the studies they are a member of (a few rows, by the membership index). Embargoed
+    studies are counted by the partial index of published studies' release dates."""
+    owners = cast(Table, OwnerTotal.__table__)
+    if viewer.scope == DashboardScope.ALL:
+        kept = select(*(func.sum(owners.c[name]) for name in counters.OWNER_COLUMNS))
+        embargoed = counters.embargoed_count()
+        member: list[Any] = [0] * len(counters.OWNER_COLUMNS)
+    else:
+        kept = select(*(owners.c[name] for name in counters.OWNER_COLUMNS)).where(
+            owners.c.owner_id == viewer.user.id
         )
-    ).one()
-    count, draft, in_review, published, embargoed_count, *sums = (int(value) for value in row)
-    by_name = dict(zip(COUNTED, sums, strict=True))
+        embargoed = counters.embargoed_count(
+            or_(Study.owner_id == viewer.user.id, and_(*_member_studies(viewer)))
+        )
+        by_status = (
+            func.count().filter(Study.status == status) for status in counters.STATUS_COLUMNS
+        )
+        sums = (func.sum(getattr(Study, name)) for name in counters.COLUMNS)
+        member = list(
+            (await session.execute(select(*by_status, *sums).where(*_member_studies(viewer)))).one()
+        )
+    row = (await session.execute(select(kept.subquery(), embargoed))).one_or_none()
+    owned = list(row[:-1]) if row is not None else [0] * len(counters.OWNER_COLUMNS)
+    embargoed_count = int(row[-1]) if row is not None else 0
+    values = {
+        name: int(own or 0) + int(other or 0)
+        for name, own, other in zip(counters.OWNER_COLUMNS, owned, member, strict=True)
+    }
+    if row is None:
+        embargoed_count = int((await session.execute(select(embargoed))).scalar_one())
+    draft, in_review, published = (values[name] for name in counters.STATUS_COLUMNS.values())
     studies = StudyCounts(
-        total=count,
+        total=draft + in_review + published,
         by_status=StudiesByStatus(draft=draft, in_review=in_review, published=published),
         embargoed=embargoed_count,
     )
-    valid, invalid = by_name["valid_file_count"], by_name["invalid_file_count"]
+    valid, invalid = values["valid_file_count"], values["invalid_file_count"]
     files = FileCounts(
-        total=by_name["file_count"],
+        total=values["file_count"],
         valid=valid,
         invalid=invalid,
-        uploading=by_name["file_count"] - valid - invalid,
+        uploading=values["file_count"] - valid - invalid,
     )
     return (
         studies,
-        by_name["sample_count"],
+        values["sample_count"],
         files,
-        by_name["valid_bytes"],
-        by_name["valid_read_count"],
-        by_name["valid_base_count"],
+        values["valid_bytes"],
+        values["valid_read_count"],
+        values["valid_base_count"],
     )
-
-
-# The kept counters the summary adds up (study/counters.py).
-COUNTED = (
-    "sample_count",
-    "file_count",
-    "valid_file_count",
-    "invalid_file_count",
-    "valid_bytes",
-    "valid_read_count",
-    "valid_base_count",
-)
 
 
 async def _recent_events(session: AsyncSession, study_ids: Select[Any] | None) -> list[RecentEvent]:

@@ -62,7 +62,13 @@ def summary(report: dict[str, Any]) -> str:
         f" differ, {report['repaired']} repaired:"
     ]
     for total in report["drifted_totals"]:
-        lines.append(f"  total {total['name']}: {total['kept']} (counted {total['counted']})")
+        kept, counted = total["kept"], total["counted"]
+        differences = ", ".join(
+            f"{name} {kept[name]} (counted {counted[name]})"
+            for name in kept
+            if kept[name] != counted[name]
+        )
+        lines.append(f"  total {total['name']}: {differences}")
     for drift in report["drifted"]:
         kept, counted = drift["kept"], drift["counted"]
         differences = ", ".join(

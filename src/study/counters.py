@@ -15,7 +15,7 @@ corrects) every study against it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
@@ -32,12 +32,16 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import insert as insert_into
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.expression import Executable
 
 from src.database import today, utcnow
 from src.study.constants import PUBLISHED_TOTAL, FileStatus, StudyStatus
-from src.study.models import Sample, SampleFile, Study, StudyTotal
+from src.study.models import OwnerTotal, Sample, SampleFile, Study, StudyTotal
 
 # The maintained columns, in the order of ``Tally``'s fields.
 COLUMNS: tuple[str, ...] = (
@@ -141,14 +145,16 @@ async def add(
             if touch
             else {"updated_at": table.c.updated_at}  # no onupdate: a count is not an edit
         )
-        .returning(*(table.c[name] for name in written))
+        .returning(table.c.owner_id, *(table.c[name] for name in written))
     )
     row = (await session.execute(statement)).one_or_none()
     if row is None:
         return
+    if changed:
+        await add_to_owner(session, owner_id=row[0], tally=tally)
     study = session.identity_map.get(session.identity_key(Study, study_id))
     if study is not None:
-        for name, value in zip(written, row, strict=True):
+        for name, value in zip(written, row[1:], strict=True):
             set_committed_value(study, name, value)
 
 
@@ -182,38 +188,125 @@ async def remove_files(
 
 
 # ---------------------------------------------------------------------------------------------
-# The number of published studies.
+# Totals over many studies: the number of published ones, and each owner's.
+
+# The owner_total column of each status.
+STATUS_COLUMNS: dict[StudyStatus, str] = {
+    StudyStatus.DRAFT: "draft_count",
+    StudyStatus.IN_REVIEW: "in_review_count",
+    StudyStatus.PUBLISHED: "published_count",
+}
+OWNER_COLUMNS: tuple[str, ...] = (*STATUS_COLUMNS.values(), *COLUMNS)
+_OWNER_TABLE = cast(Table, OwnerTotal.__table__)
 
 
-async def study_published(session: AsyncSession) -> None:
-    """A study was published: one more in the kept number, in the publishing transaction.
-    Publishing is rare (a reviewer's decision), so the one row is no point of contention."""
+async def add_to_owner(
+    session: AsyncSession,
+    *,
+    owner_id: uuid.UUID,
+    tally: Tally | None = None,
+    statuses: Mapping[StudyStatus, int] | None = None,
+) -> None:
+    """Add ``tally`` and a number of studies per status to the owner's totals, in one upsert
+    (the owner's first study creates the row). An owner's writers add up instead of
+    overwriting each other, as with a study's own counters (``add``)."""
+    values = {name: value for name, value in (tally or Tally()).as_dict().items() if value}
+    for status, count in (statuses or {}).items():
+        if count:
+            column = STATUS_COLUMNS[status]
+            values[column] = values.get(column, 0) + count
+    if not values:
+        return
+    table = _OWNER_TABLE
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(table).values(owner_id=owner_id, **values)
     await session.execute(
-        update(StudyTotal)
-        .where(StudyTotal.name == PUBLISHED_TOTAL)
-        .values(value=StudyTotal.value + 1)
+        statement.on_conflict_do_update(
+            index_elements=[table.c.owner_id],
+            set_={name: table.c[name] + statement.excluded[name] for name in values},
+        )
     )
 
 
-def _embargoed() -> ColumnElement[int]:
-    """Published studies whose release date is still to come (by the partial index on the
-    release date of published studies: few rows, whatever the size of the table)."""
+async def study_created(session: AsyncSession, *, owner_id: uuid.UUID, samples: int) -> None:
+    """A new draft with ``samples`` samples, in its creating transaction."""
+    await add_to_owner(
+        session,
+        owner_id=owner_id,
+        tally=Tally(sample_count=samples),
+        statuses={StudyStatus.DRAFT: 1},
+    )
+
+
+async def status_changed(
+    session: AsyncSession, *, owner_id: uuid.UUID, old: StudyStatus, new: StudyStatus
+) -> None:
+    """A study went from ``old`` to ``new``, in the transaction that moved it. Publishing
+    also counts one more published study: publishing is rare (a reviewer's decision), so that
+    one row is no point of contention."""
+    await add_to_owner(session, owner_id=owner_id, statuses={old: -1, new: 1})
+    if new == StudyStatus.PUBLISHED:
+        await session.execute(
+            update(StudyTotal)
+            .where(StudyTotal.name == PUBLISHED_TOTAL)
+            .values(value=StudyTotal.value + 1)
+        )
+
+
+async def delete_study(session: AsyncSession, *, study_id: uuid.UUID) -> None:
+    """Delete the study (its samples and files go with it) and take exactly what the deleted
+    row held from its owner's totals."""
+    table = _STUDY_TABLE
+    row = (
+        await session.execute(
+            delete(table)
+            .where(table.c.id == study_id)
+            .returning(table.c.owner_id, table.c.status, *(table.c[name] for name in COLUMNS))
+        )
+    ).one_or_none()
+    if row is None:
+        return
+    await add_to_owner(
+        session,
+        owner_id=row[0],
+        tally=-Tally(*(int(value) for value in row[2:])),
+        statuses={StudyStatus(row[1]): -1},
+    )
+
+
+def embargoed_count(*where: ColumnElement[bool]) -> ColumnElement[int]:
+    """The number of published studies (matching ``where``) whose release date is still to
+    come (by the partial index on the release date of published studies: few rows, whatever
+    the size of the table)."""
     return (
         select(func.count())
         .select_from(Study)
-        .where(Study.status == StudyStatus.PUBLISHED, Study.release_date > today())
+        .where(Study.status == StudyStatus.PUBLISHED, Study.release_date > today(), *where)
         .scalar_subquery()
     )
 
 
 def public_total_query() -> Select[Any]:
     """The number of public studies (``Study.public_clause``) without counting them: the kept
-    number of published studies minus those under embargo."""
-    return select(StudyTotal.value - _embargoed()).where(StudyTotal.name == PUBLISHED_TOTAL)
+    number of published studies less those under embargo."""
+    return select(StudyTotal.value - embargoed_count()).where(StudyTotal.name == PUBLISHED_TOTAL)
 
 
 async def public_total(session: AsyncSession) -> int:
     return int((await session.execute(public_total_query())).scalar_one())
+
+
+@dataclass(frozen=True)
+class TotalDrift:
+    """A kept total over many studies (``name``: ``published``, or ``owner <id>``) that is not
+    what a count gives; ``kept`` and ``counted`` hold each of its values."""
+
+    name: str
+    kept: dict[str, int]
+    counted: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kept": self.kept, "counted": self.counted}
 
 
 def _published_count() -> ColumnElement[int]:
@@ -225,45 +318,76 @@ def _published_count() -> ColumnElement[int]:
     )
 
 
-@dataclass(frozen=True)
-class TotalDrift:
-    """A kept total over every study that is not what a count gives."""
-
-    name: str
-    kept: int
-    counted: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kept": self.kept, "counted": self.counted}
+def _owner_recount() -> Select[Any]:
+    """Each owner's totals counted from their studies: owner_id, then OWNER_COLUMNS."""
+    table = _STUDY_TABLE
+    by_status = (
+        func.coalesce(func.sum(case((table.c.status == status, 1), else_=0)), 0)
+        for status in STATUS_COLUMNS
+    )
+    sums = (func.coalesce(func.sum(table.c[name]), 0) for name in COLUMNS)
+    return select(table.c.owner_id, *by_status, *sums).group_by(table.c.owner_id)
 
 
 async def find_total_drift(session: AsyncSession) -> list[TotalDrift]:
-    """The kept number of published studies against a count (empty when they agree)."""
-    kept, counted = (
+    """The kept number of published studies and every owner's totals against a count (empty
+    when they all agree; an owner without studies agrees when their row is all zeros)."""
+    drifts: list[TotalDrift] = []
+    kept_published, counted_published = (
         await session.execute(
             select(StudyTotal.value, _published_count()).where(StudyTotal.name == PUBLISHED_TOTAL)
         )
     ).one()
-    if kept == counted:
-        return []
-    return [TotalDrift(PUBLISHED_TOTAL, int(kept), int(counted))]
+    if kept_published != counted_published:
+        drifts.append(
+            TotalDrift(
+                PUBLISHED_TOTAL, {"value": int(kept_published)}, {"value": int(counted_published)}
+            )
+        )
+    zero = dict.fromkeys(OWNER_COLUMNS, 0)
+    counted = {
+        row[0]: dict(zip(OWNER_COLUMNS, map(int, row[1:]), strict=True))
+        for row in (await session.execute(_owner_recount())).all()
+    }
+    table = _OWNER_TABLE
+    kept = {
+        row[0]: dict(zip(OWNER_COLUMNS, map(int, row[1:]), strict=True))
+        for row in (
+            await session.execute(select(table.c.owner_id, *(table.c[n] for n in OWNER_COLUMNS)))
+        ).all()
+    }
+    for owner_id in sorted(counted.keys() | kept.keys(), key=str):
+        if kept.get(owner_id, zero) != counted.get(owner_id, zero):
+            drifts.append(
+                TotalDrift(
+                    f"owner {owner_id}", kept.get(owner_id, zero), counted.get(owner_id, zero)
+                )
+            )
+    return drifts
+
+
+def totals_repair_statements() -> list[Executable]:
+    """Set every kept total to a count: the number of published studies, and the owners'
+    rows written again from their studies (also for rows loaded around the API, as a bench's
+    bulk load)."""
+    table = _OWNER_TABLE
+    return [
+        update(StudyTotal)
+        .where(StudyTotal.name == PUBLISHED_TOTAL)
+        .values(value=_published_count()),
+        delete(table),
+        insert_into(table).from_select(["owner_id", *OWNER_COLUMNS], _owner_recount()),
+    ]
 
 
 async def repair_totals(session: AsyncSession, *, drifts: Sequence[TotalDrift]) -> int:
-    """Set the drifted totals to a count (counted again, under the statement)."""
+    """Set the kept totals to a count (all of them, counted again under the statements) when
+    any drifted; the number that had."""
     if not drifts:
         return 0
-    await session.execute(totals_repair_statement())
+    for statement in totals_repair_statements():
+        await session.execute(statement)
     return len(drifts)
-
-
-def totals_repair_statement() -> Update:
-    """Set the kept totals to a count (also for rows written around the API, as a bulk load)."""
-    return (
-        update(StudyTotal)
-        .where(StudyTotal.name == PUBLISHED_TOTAL)
-        .values(value=_published_count())
-    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -65,6 +65,29 @@ class StudyTotal(Base):
     value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class OwnerTotal(Base):
+    """An owner's studies by status and the sums of their kept counters (the columns of
+    ``counters.COLUMNS``), kept by the same transactions as the studies' own counters
+    (study/counters.py): a caller's dashboard adds up one row instead of every study they own."""
+
+    __tablename__ = "owner_total"
+
+    owner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("user.id", ondelete="CASCADE"), primary_key=True
+    )
+    draft_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    in_review_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    published_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    sample_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    file_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    total_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    valid_file_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    invalid_file_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    valid_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    valid_read_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    valid_base_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
 # Published studies, by release date: the ones still under embargo are few, and the public
 # total subtracts them from the kept number of published studies.
 PUBLISHED_ONLY = "status = 'published'"

@@ -264,6 +264,7 @@ async def create(
     session.add(study)
     session.add_all(_new_sample(study, check) for check in checks)
     await session.flush()
+    await counters.study_created(session, owner_id=owner.id, samples=len(checks))
     await assign_accession(
         session, study=study, prefix=accession_prefix, actor=owner, samples=len(checks)
     )
@@ -519,7 +520,7 @@ def study_storage_prefix(study_id: uuid.UUID) -> str:
 async def delete_study(session: AsyncSession, *, study: Study, storage: Storage) -> None:
     """Delete the study with its samples, files and uploads; its objects go once committed."""
     prefix = study_storage_prefix(study.id)
-    await session.execute(delete(Study).where(Study.id == study.id))
+    await counters.delete_study(session, study_id=study.id)
     await session.flush()
     after_commit(session, lambda: storage.delete_prefix(prefix))
 
@@ -556,7 +557,6 @@ async def submit(
     else:
         study.status = StudyStatus.PUBLISHED
         study.published_at = now
-        await counters.study_published(session)
         record_event(
             session,
             study=study,
@@ -565,6 +565,9 @@ async def submit(
             detail={"review": "not required"},
         )
     await session.flush()
+    await counters.status_changed(
+        session, owner_id=study.owner_id, old=StudyStatus.DRAFT, new=study.status
+    )
     await end_uploads(session, storage=storage, where=Upload.study_id == study.id)
     return study
 
@@ -575,6 +578,9 @@ async def withdraw(session: AsyncSession, *, study: Study, actor: User) -> Study
     study.updated_at = utcnow()
     record_event(session, study=study, actor=actor, action=EventAction.STUDY_WITHDRAWN)
     await session.flush()
+    await counters.status_changed(
+        session, owner_id=study.owner_id, old=StudyStatus.IN_REVIEW, new=StudyStatus.DRAFT
+    )
     return study
 
 
@@ -593,7 +599,6 @@ async def review(
     if decision == ReviewDecision.APPROVE:
         study.status = StudyStatus.PUBLISHED
         study.published_at = now
-        await counters.study_published(session)
         action = EventAction.STUDY_APPROVED
     else:
         if not comment:
@@ -602,6 +607,9 @@ async def review(
         action = EventAction.STUDY_CHANGES_REQUESTED
     record_event(session, study=study, actor=actor, action=action, detail={"comment": comment})
     await session.flush()
+    await counters.status_changed(
+        session, owner_id=study.owner_id, old=StudyStatus.IN_REVIEW, new=study.status
+    )
     return study
 
 

@@ -50,8 +50,10 @@ async def create_study(
         if status == StudyStatus.PUBLISHED:
             values["published_at"] = now
         await session.execute(update(Study).where(Study.id == study.id).values(**values))
-        if status == StudyStatus.PUBLISHED:
-            await counters.study_published(session)
+        if status != StudyStatus.DRAFT:
+            await counters.status_changed(
+                session, owner_id=owner.id, old=StudyStatus.DRAFT, new=status
+            )
         await session.refresh(study)
     await session.flush()
     return study

@@ -26,7 +26,7 @@ from src.database import today
 from src.study import counters
 from src.study.cli import recount
 from src.study.constants import PUBLISHED_TOTAL, StudyStatus
-from src.study.models import Study, StudyTotal
+from src.study.models import OwnerTotal, Study, StudyTotal
 from tests.factories import auth_headers, create_user
 from tests.sampleFileUpload.fastq_samples import gz, records
 from tests.study.concurrency import committing_app
@@ -301,9 +301,18 @@ async def test_a_drifted_total_is_found_and_repaired(session: AsyncSession, owne
     await session.execute(
         update(StudyTotal).where(StudyTotal.name == PUBLISHED_TOTAL).values(value=counted + 4)
     )
-    (drift,) = await counters.find_total_drift(session)
-    assert (drift.name, drift.kept, drift.counted) == (PUBLISHED_TOTAL, counted + 4, counted)
-    assert await counters.repair_totals(session, drifts=[drift]) == 1
+    await session.execute(
+        update(OwnerTotal).where(OwnerTotal.owner_id == owner.id).values(valid_bytes=9)
+    )
+    published, of_owner = await counters.find_total_drift(session)
+    assert (published.name, published.kept, published.counted) == (
+        PUBLISHED_TOTAL,
+        {"value": counted + 4},
+        {"value": counted},
+    )
+    assert of_owner.name == f"owner {owner.id}"
+    assert (of_owner.kept["valid_bytes"], of_owner.counted["valid_bytes"]) == (9, 0)
+    assert await counters.repair_totals(session, drifts=[published, of_owner]) == 2
     assert await counters.find_total_drift(session) == []
     assert await counters.public_total(session) == await _public_count(session)
 
@@ -433,9 +442,11 @@ async def test_recount_command_reports_and_repairs(
         await session.commit()
     code, out = await anyio.to_thread.run_sync(run, "--json")
     assert code == 1
-    assert json.loads(out)["drifted_totals"] == [{"name": PUBLISHED_TOTAL, "kept": 3, "counted": 0}]
+    assert json.loads(out)["drifted_totals"] == [
+        {"name": PUBLISHED_TOTAL, "kept": {"value": 3}, "counted": {"value": 0}}
+    ]
     code, out = await anyio.to_thread.run_sync(run, "--repair")
-    assert (code, f"total {PUBLISHED_TOTAL}: 3 (counted 0)" in out) == (1, True)
+    assert (code, f"total {PUBLISHED_TOTAL}: value 3 (counted 0)" in out) == (1, True)
     assert await anyio.to_thread.run_sync(run) == (0, CLEAN)
 
 

@@ -63,7 +63,9 @@ async def publish(session: AsyncSession, study: Study) -> None:
     await session.execute(
         update(Study).where(Study.id == study.id).values(status=StudyStatus.PUBLISHED)
     )
-    await counters.study_published(session)
+    await counters.status_changed(
+        session, owner_id=study.owner_id, old=study.status, new=StudyStatus.PUBLISHED
+    )
 
 
 class TestDownload:

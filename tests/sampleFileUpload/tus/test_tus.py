@@ -37,6 +37,7 @@ from src.sampleFileUpload.tus.cleanup import finish_stranded_uploads, upload_cle
 from src.sampleFileUpload.tus.protocol import ChunkResult
 from src.sampleFileUpload.tus.writer import ChunkWriter
 from src.storage import LocalStorage
+from src.study import counters
 from src.study.constants import FileStatus, MemberRole, StudyStatus
 from src.study.models import SampleFile, Study, StudyMember, Upload
 from tests.factories import auth_headers, create_user
@@ -71,6 +72,9 @@ async def leave_draft(session: AsyncSession, study: Study) -> None:
     """``study`` is in review (committed), without its uploads ending."""
     await session.execute(
         update(Study).where(Study.id == study.id).values(status=StudyStatus.IN_REVIEW)
+    )
+    await counters.status_changed(
+        session, owner_id=study.owner_id, old=StudyStatus.DRAFT, new=StudyStatus.IN_REVIEW
     )
     await session.commit()
 
