@@ -349,7 +349,9 @@ async def test_drift_is_found_and_repaired(
 # Parallel writers, each request in its own committed transaction.
 
 
-async def _parallel_writes(settings: Settings) -> tuple[list[int], list[counters.Drift], Any]:
+async def _parallel_writes(
+    settings: Settings,
+) -> tuple[list[int], list[counters.Drift | counters.TotalDrift], Any]:
     async with committing_app(settings) as (app, client, headers):
         samples = [{"sample_id": f"P{n}", "organism": "Mus musculus"} for n in range(12)]
         created = await client.post(
@@ -381,7 +383,10 @@ async def _parallel_writes(settings: Settings) -> tuple[list[int], list[counters
         statuses = await asyncio.gather(*writes)
         body = (await client.get(f"{API}/{study}", headers=headers)).json()
         async with app.state.sessionmaker() as session:
-            drift = await counters.find_drift(session)
+            drift: list[counters.Drift | counters.TotalDrift] = [
+                *await counters.find_drift(session),
+                *await counters.find_total_drift(session),
+            ]
     return list(statuses), drift, body
 
 
