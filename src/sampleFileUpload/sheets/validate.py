@@ -28,7 +28,9 @@ from src.study.constants import ChecklistCode
 
 @dataclass(slots=True)
 class SheetSample:
-    """One row after the checklist: ``values`` by API field name, ``attributes`` the rest."""
+    """One row after the checklist: ``values`` is the sample as the report shows it, the
+    checklist fields by API name and then ``attributes`` (the rest), which is also the
+    ``attributes`` dict here: one dict per row, put in the report as it is."""
 
     row: int
     values: dict[str, Any]
@@ -36,7 +38,8 @@ class SheetSample:
     valid: bool
 
     def as_dict(self) -> dict[str, Any]:
-        """The sample as the API's Sample input: checklist fields plus ``attributes``."""
+        """A copy of the sample as the API's Sample input: checklist fields plus
+        ``attributes``."""
         return {**self.values, "attributes": dict(self.attributes)}
 
 
@@ -83,7 +86,9 @@ class SheetReport:
 
     def as_dict(self) -> dict[str, Any]:
         """``{valid, format, row_count, error_count, warning_count, errors, warnings, samples}``;
-        the caller adds ``mode``, ``created`` and ``replaced``."""
+        the caller adds ``mode``, ``created`` and ``replaced``. ``samples`` are the samples'
+        own ``values`` dicts, not copies (50,000 rows would be 50,000 more dicts): read them,
+        do not change them."""
         errors = [issue.as_dict() for issue in sorted(self.errors, key=_issue_order)]
         warnings = [issue.as_dict() for issue in sorted(self.warnings, key=_issue_order)]
         hidden_errors = self.error_count - len(self.errors)
@@ -106,7 +111,7 @@ class SheetReport:
             "warning_count": self.warning_count,
             "errors": errors,
             "warnings": warnings,
-            "samples": [sample.as_dict() for sample in self.samples],
+            "samples": [sample.values for sample in self.samples],
         }
 
 
@@ -149,6 +154,7 @@ def validate_sheet(
     headers = [header for header, _ in used]
     for number, row in parsed.rows:
         check = columns.check([row.get(header, "") for header in headers])
+        check.values["attributes"] = check.attributes  # the report's shape, without a copy
         row_valid = _report_checklist(report, check, number, row, cell_problems)
         row_valid = twins.check(number, check.values, check.attributes) and row_valid
         report.samples.append(SheetSample(number, check.values, check.attributes, row_valid))
