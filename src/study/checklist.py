@@ -686,12 +686,26 @@ class ResolvedColumns:
         return SampleCheck(fields, attributes, errors, warnings)
 
     def check_rows(self, rows: Sequence[Sequence[object]]) -> list[SampleCheck]:
-        """:meth:`check` of many rows, column by column: a column whose cells are all plain
-        text is taken as it is in one pass of C-level checks (sample_id, free text and
-        attributes: mostly distinct values), other columns' cells are looked up among the
-        outcomes seen before, and only the rows with an issue get per-row work for it. Each
-        row's SampleCheck is the one :meth:`check` gives it (same values, same issues in the
-        same order)."""
+        """:meth:`check` of many rows: each row's SampleCheck is the one :meth:`check` gives it
+        (same values, same issues in the same order), worked out by :meth:`check_columns`."""
+        checked = self.check_columns(rows)
+        errors, warnings = checked.errors, checked.warnings
+        return [
+            SampleCheck(values, attributes, errors.get(index, []), warnings.get(index, []))
+            for index, (values, attributes) in enumerate(
+                zip(checked.values, checked.attributes, strict=True)
+            )
+        ]
+
+    def check_columns(
+        self, rows: Sequence[Sequence[object]], *, attributes_key: str | None = None
+    ) -> CheckedRows:
+        """Many rows checked column by column: a column whose cells are all plain text is
+        taken as it is in one pass of C-level checks (sample_id, free text and attributes:
+        mostly distinct values), other columns' cells are looked up among the outcomes seen
+        before, and only the rows with an issue get per-row work for it. With
+        ``attributes_key``, each row's values also hold its attributes under that key (last),
+        e.g. the report's shape of a sample."""
         width = len(self._columns)
         if any(len(row) != width for row in rows):
             raise ValueError("every row needs one value per column")
@@ -708,7 +722,10 @@ class ResolvedColumns:
                 fields[column.name] = kept
             elif column.kind == _ATTRIBUTE:
                 attributes.append((column.name.strip(), kept))
-        return self._assemble(count, fields, attributes, issues)
+        if self._missing:
+            for index in range(count):
+                issues.errors[index] = [*issues.errors.get(index, ()), *self._missing]
+        return self._assemble(count, fields, attributes, issues, attributes_key)
 
     def _assemble(
         self,
@@ -716,20 +733,18 @@ class ResolvedColumns:
         fields: dict[str, Sequence[Any]],
         attributes: list[tuple[str, Sequence[Any]]],
         issues: _RowIssues,
-    ) -> list[SampleCheck]:
-        """The rows' SampleChecks from their columns' kept values and their issues."""
+        attributes_key: str | None,
+    ) -> CheckedRows:
+        """The rows from their columns' kept values and their issues."""
         ids: Sequence[Any] = fields.get("sample_id", [None] * count)
         names = fields.get("sample")
         if names is None:
             fields["sample"] = ids
         elif None in names:
             fields["sample"] = [n if n is not None else i for n, i in zip(names, ids, strict=True)]
-        columns = [fields.get(name, repeat(None)) for name in FIELD_NAMES]
-        # "sample" is always a list, so the rows end with the sheet's.
-        values_of_rows = map(dict, map(zip, repeat(FIELD_NAMES), zip(*columns, strict=False)))
         keys = [key for key, _ in attributes]
         texts_of_rows = zip(*(texts for _, texts in attributes), strict=True)
-        attributes_of_rows = (
+        attributes_of_rows: list[dict[str, str]] = (
             [
                 {key: text for key, text in zip(keys, texts, strict=True) if text is not None}
                 for texts in texts_of_rows
@@ -737,13 +752,26 @@ class ResolvedColumns:
             if attributes
             else [{} for _ in range(count)]
         )
-        errors, warnings, missing = issues.errors, issues.warnings, self._missing
-        return [
-            SampleCheck(values, kept, [*errors.get(index, ()), *missing], warnings.get(index, []))
-            for index, (values, kept) in enumerate(
-                zip(values_of_rows, attributes_of_rows, strict=True)
-            )
-        ]
+        columns = [fields.get(name, repeat(None)) for name in FIELD_NAMES]
+        names_of_values: tuple[str, ...] = FIELD_NAMES
+        if attributes_key is not None:
+            columns.append(attributes_of_rows)
+            names_of_values = (*FIELD_NAMES, attributes_key)
+        # "sample" is always a list, so the rows end with the sheet's.
+        values_of_rows: list[dict[str, Any]] = list(
+            map(dict, map(zip, repeat(names_of_values), zip(*columns, strict=False)))
+        )
+        return CheckedRows(values_of_rows, attributes_of_rows, issues.errors, issues.warnings)
+
+
+class CheckedRows(NamedTuple):
+    """Rows checked at once by :meth:`ResolvedColumns.check_columns`: each row's values and
+    attributes (by row index, from 0), and the errors and warnings of the rows that have any."""
+
+    values: list[dict[str, Any]]
+    attributes: list[dict[str, str]]
+    errors: dict[int, list[Issue]]
+    warnings: dict[int, list[Issue]]
 
 
 class _RowIssues:
