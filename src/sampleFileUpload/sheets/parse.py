@@ -442,7 +442,7 @@ def _collect(
 def _clean_cells(raw_cells: Sequence[str]) -> list[str]:
     """Cells trimmed, with the writers' formula neutralisation undone. A row with no cell
     starting with a quote (the common case) is seen as such on its joined text."""
-    cells = [cell.strip() for cell in raw_cells]
+    cells = list(map(str.strip, raw_cells))
     joined = "\n".join(cells)
     if joined.startswith("'") or "\n'" in joined:
         return [unneutralise(cell) for cell in cells]
