@@ -357,6 +357,8 @@ def flag_taken_sample_ids(report: SheetReport, taken: Iterable[str]) -> None:
     """Add ``SAMPLE_ID_TAKEN`` errors for rows whose sample_id (ignoring case) is in ``taken``,
     e.g. the study's existing samples when appending."""
     taken_keys = {sample_id.casefold() for sample_id in taken}
+    if not taken_keys:
+        return  # a study without samples: nothing to look up, row by row
     column = report.column_for("sample_id")
     for sample in report.samples:
         sample_id = sample.values.get("sample_id")
