@@ -648,7 +648,7 @@ class ResolvedColumns:
                 spec = FIELDS_BY_NAME[name]
                 judge = partial(_JUDGES.get(spec.type, _judge_field), spec, key, when)
                 if spec.type == FieldType.TEXT:
-                    plain = partial(_plain_texts, limit=spec.max_length, blanks=False)
+                    plain = partial(_plain_texts, limit=spec.max_length, blanks=not spec.required)
                 elif spec.type == FieldType.IDENTIFIER:
                     plain = _plain_identifiers
                 self._columns.append(_Column(_FIELD, name, judge, {}, plain))
