@@ -5,7 +5,9 @@ study, through the HTTP API of an app running in this process (httpx's ASGI tran
 are interleaved: each round times a DictReader pass, the validate request, another DictReader
 pass and the append request, and each request's ratio is taken to the DictReader pass just
 before it, so a machine shared with other work moves both sides of a ratio alike. One warm-up
-round (the app's first requests build their routes' state) is not counted.
+round (the app's first requests build their routes' state) is not counted. Besides wall clock,
+the process's CPU time (every thread) is taken for each pass: the steadier reading on a loaded
+machine (on PostgreSQL it leaves out the server's share).
 
 Run: ``.venv/bin/python bench/bench_sheet_import.py [--rows 50000] [--rounds 5]
 [--database sqlite postgres] [--write]``. Prints the results; ``--write`` puts them in
@@ -45,24 +47,22 @@ ROOT = Path(__file__).resolve().parents[1]
 POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 
-def dict_reader_pass(data: bytes, rows: int) -> float:
-    start = time.perf_counter()
+def dict_reader_pass(data: bytes, rows: int) -> tuple[float, float]:
+    """Wall-clock and CPU seconds of one DictReader pass over the sheet."""
+    start, cpu = time.perf_counter(), time.process_time()
     count = sum(1 for _ in csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     assert count == rows
-    return seconds
+    return seconds, cpu
 
 
 async def measure(database: str, rows: int, rounds: int) -> dict[str, list[float]]:
     """Seconds of each pass in each counted round: dictreader_v, validate, dictreader_a,
-    append."""
+    append, and the same with ``cpu_`` for the process's CPU seconds."""
     data = write_sheet(samples(rows), format="csv")
-    times: dict[str, list[float]] = {
-        "dictreader_v": [],
-        "validate": [],
-        "dictreader_a": [],
-        "append": [],
-    }
+    passes = ("dictreader_v", "validate", "dictreader_a", "append")
+    times: dict[str, list[float]] = {key: [] for key in passes}
+    times.update({f"cpu_{key}": [] for key in passes})
     with tempfile.TemporaryDirectory() as folder:
         name = None
         if database == "postgres":
@@ -95,26 +95,31 @@ async def measure(database: str, rows: int, rounds: int) -> dict[str, list[float
                         ).json()
                         url_sheet = f"/api/v1/studies/{study['accession']}/sample-sheet"
                         files = {"file": ("bench.csv", data)}
-                        baseline_v = dict_reader_pass(data, rows)
-                        start = time.perf_counter()
+                        baseline_v, cpu_baseline_v = dict_reader_pass(data, rows)
+                        start, cpu = time.perf_counter(), time.process_time()
                         validated = await client.post(url_sheet, headers=headers, files=files)
                         validate = time.perf_counter() - start
+                        cpu_validate = time.process_time() - cpu
                         assert validated.status_code == 200, validated.text[:300]
                         assert validated.json()["valid"], validated.json()["errors"][:3]
-                        baseline_a = dict_reader_pass(data, rows)
-                        start = time.perf_counter()
+                        baseline_a, cpu_baseline_a = dict_reader_pass(data, rows)
+                        start, cpu = time.perf_counter(), time.process_time()
                         imported = await client.post(
                             url_sheet, headers=headers, files=files, params={"mode": "append"}
                         )
                         append = time.perf_counter() - start
+                        cpu_append = time.process_time() - cpu
                         assert imported.status_code == 201, imported.text[:300]
                         assert imported.json()["created"] == rows
                         if round_number == 0:
                             continue  # warm-up
-                        times["dictreader_v"].append(baseline_v)
-                        times["validate"].append(validate)
-                        times["dictreader_a"].append(baseline_a)
-                        times["append"].append(append)
+                        measured = (baseline_v, validate, baseline_a, append)
+                        measured_cpu = (cpu_baseline_v, cpu_validate, cpu_baseline_a, cpu_append)
+                        for key, wall, cpu_seconds in zip(
+                            passes, measured, measured_cpu, strict=True
+                        ):
+                            times[key].append(wall)
+                            times[f"cpu_{key}"].append(cpu_seconds)
         finally:
             if name:
                 await drop_database(POSTGRES, name)
@@ -145,8 +150,9 @@ def report(results: dict[str, dict[str, list[float]]], rows: int, rounds: int) -
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB",
         "",
         "| database | pass | seconds, median (min-max) | rows/s (median) | "
-        "x DictReader, median (min-max) |",
-        "|---|---|---|---|---|",
+        "x DictReader, median (min-max) | CPU seconds, median | CPU x DictReader, median "
+        "(min-max) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for database, times in results.items():
         for label, key, baseline in (
@@ -154,13 +160,16 @@ def report(results: dict[str, dict[str, list[float]]], rows: int, rounds: int) -
             ("POST sample-sheet, mode=validate", "validate", "dictreader_v"),
             ("POST sample-sheet, mode=append", "append", "dictreader_a"),
         ):
-            seconds = times[key]
-            ratio = "-"
+            seconds, cpu = times[key], times[f"cpu_{key}"]
+            ratio = cpu_ratio = "-"
             if baseline is not None:
                 ratio = spread([s / b for s, b in zip(seconds, times[baseline], strict=True)])
+                cpu_base = times[f"cpu_{baseline}"]
+                cpu_ratio = spread([s / b for s, b in zip(cpu, cpu_base, strict=True)])
             lines.append(
                 f"| {database} | {label} | {spread(seconds, 2)} | "
-                f"{rows / statistics.median(seconds):,.0f} | {ratio} |"
+                f"{rows / statistics.median(seconds):,.0f} | {ratio} | "
+                f"{statistics.median(cpu):.2f} | {cpu_ratio} |"
             )
     return lines
 

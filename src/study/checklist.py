@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from typing import Any, NamedTuple
+from itertools import repeat
+from typing import Any, NamedTuple, cast
 
 from pydantic_core import PydanticCustomError
 
@@ -571,9 +572,42 @@ class _Column(NamedTuple):
     name: str
     judge: Callable[[object], tuple[Any, ...]]
     outcomes: dict[str, tuple[Any, ...]]
+    # For a whole column at once (ResolvedColumns.check_rows): its values as kept, when every
+    # cell is plain text that the judge would keep as it is with no issue; else None.
+    plain: Callable[[Sequence[object]], list[Any] | None] | None = None
 
 
 _FIELD, _DUPLICATE, _ATTRIBUTE = 0, 1, 2
+
+
+def _plain_texts(values: Sequence[object], limit: int, blanks: bool) -> list[Any] | None:
+    """``values`` as kept when each is text that is already trimmed, at most ``limit``
+    characters, without control characters or carriage returns, and not blank unless
+    ``blanks`` (a blank is then None): one pass of C-level checks over the column."""
+    try:
+        joined = "\n".join(values)  # type: ignore[arg-type]  # TypeError: not all text
+    except TypeError:
+        return None
+    if _CONTROL.search(joined) is not None:  # also finds "\r", which the judges rewrite
+        return None
+    texts = cast("list[str]", list(values))
+    if texts != list(map(str.strip, texts)) or max(map(len, texts), default=0) > limit:
+        return None
+    if not all(texts):
+        if not blanks:
+            return None
+        return [text or None for text in texts]
+    return texts
+
+
+def _plain_identifiers(values: Sequence[object]) -> list[Any] | None:
+    """``values`` as kept when each is a well-formed sample_id."""
+    if not all(type(value) is str for value in values):
+        return None
+    texts: list[str] = list(values)  # type: ignore[arg-type]
+    if not all(map(SAMPLE_ID_PATTERN.fullmatch, texts)):
+        return None
+    return texts
 
 
 class ResolvedColumns:
@@ -598,9 +632,14 @@ class ResolvedColumns:
         self._columns: list[_Column] = []
         for name, key in columns:
             judge: Callable[[object], tuple[Any, ...]]
+            plain: Callable[[Sequence[object]], list[Any] | None] | None = None
             if name is None or name == EXPLICIT_ATTRIBUTE:
-                judge = partial(_judge_attribute, key, report_unknown and name is None)
-                self._columns.append(_Column(_ATTRIBUTE, key, judge, {}))
+                reported = report_unknown and name is None
+                judge = partial(_judge_attribute, key, reported)
+                attribute = key.strip()
+                if not reported and attribute and _judge_attribute(key, False, None)[3] is None:
+                    plain = partial(_plain_texts, limit=MAX_TEXT_LENGTH, blanks=True)
+                self._columns.append(_Column(_ATTRIBUTE, key, judge, {}, plain))
             elif name in seen:
                 judge = partial(_judge_duplicate, key, seen[name], name)
                 self._columns.append(_Column(_DUPLICATE, name, judge, {}))
@@ -608,7 +647,11 @@ class ResolvedColumns:
                 seen[name] = key
                 spec = FIELDS_BY_NAME[name]
                 judge = partial(_JUDGES.get(spec.type, _judge_field), spec, key, when)
-                self._columns.append(_Column(_FIELD, name, judge, {}))
+                if spec.type == FieldType.TEXT:
+                    plain = partial(_plain_texts, limit=spec.max_length, blanks=not spec.required)
+                elif spec.type == FieldType.IDENTIFIER:
+                    plain = _plain_identifiers
+                self._columns.append(_Column(_FIELD, name, judge, {}, plain))
         self._missing = [
             Issue(spec.name, ChecklistCode.REQUIRED, f"{spec.name}: a value is required")
             for spec in FIELDS
@@ -622,7 +665,7 @@ class ResolvedColumns:
         attributes: dict[str, str] = {}
         errors: list[Issue] = []
         warnings: list[Issue] = []
-        for (kind, name, judge, outcomes), value in zip(self._columns, values, strict=True):
+        for (kind, name, judge, outcomes, _), value in zip(self._columns, values, strict=True):
             outcome = outcomes.get(value) if type(value) is str else None
             if outcome is None:
                 outcome = _judged(judge, outcomes, value)
@@ -641,6 +684,152 @@ class ResolvedColumns:
         if fields["sample"] is None:
             fields["sample"] = fields["sample_id"]
         return SampleCheck(fields, attributes, errors, warnings)
+
+    def check_rows(self, rows: Sequence[Sequence[object]]) -> list[SampleCheck]:
+        """:meth:`check` of many rows: each row's SampleCheck is the one :meth:`check` gives it
+        (same values, same issues in the same order), worked out by :meth:`check_columns`."""
+        checked = self.check_columns(rows)
+        errors, warnings = checked.errors, checked.warnings
+        return [
+            SampleCheck(values, attributes, errors.get(index, []), warnings.get(index, []))
+            for index, (values, attributes) in enumerate(
+                zip(checked.values, checked.attributes, strict=True)
+            )
+        ]
+
+    def check_columns(
+        self, rows: Sequence[Sequence[object]], *, attributes_key: str | None = None
+    ) -> CheckedRows:
+        """Many rows checked column by column: a column whose cells are all plain text is
+        taken as it is in one pass of C-level checks (sample_id, free text and attributes:
+        mostly distinct values), other columns' cells are looked up among the outcomes seen
+        before, and only the rows with an issue get per-row work for it. With
+        ``attributes_key``, each row's values also hold its attributes under that key (last),
+        e.g. the report's shape of a sample."""
+        width = len(self._columns)
+        if any(len(row) != width for row in rows):
+            raise ValueError("every row needs one value per column")
+        count = len(rows)
+        by_column: list[Sequence[object]] = list(zip(*rows, strict=True)) if count else []
+        issues = _RowIssues()
+        fields: dict[str, Sequence[Any]] = {}
+        attributes: list[tuple[str, Sequence[Any]]] = []
+        for column, values in zip(self._columns, by_column, strict=False):
+            kept = column.plain(values) if column.plain is not None else None
+            if kept is None:
+                kept = _judge_column(column, values, issues)
+            if column.kind == _FIELD:
+                fields[column.name] = kept
+            elif column.kind == _ATTRIBUTE:
+                attributes.append((column.name.strip(), kept))
+        if self._missing:
+            for index in range(count):
+                issues.errors[index] = [*issues.errors.get(index, ()), *self._missing]
+        return self._assemble(count, fields, attributes, issues, attributes_key)
+
+    def _assemble(
+        self,
+        count: int,
+        fields: dict[str, Sequence[Any]],
+        attributes: list[tuple[str, Sequence[Any]]],
+        issues: _RowIssues,
+        attributes_key: str | None,
+    ) -> CheckedRows:
+        """The rows from their columns' kept values and their issues."""
+        ids: Sequence[Any] = fields.get("sample_id", [None] * count)
+        names = fields.get("sample")
+        if names is None:
+            fields["sample"] = ids
+        elif None in names:
+            fields["sample"] = [n if n is not None else i for n, i in zip(names, ids, strict=True)]
+        keys = [key for key, _ in attributes]
+        texts_of_rows = zip(*(texts for _, texts in attributes), strict=True)
+        attributes_of_rows: list[dict[str, str]] = (
+            [
+                {key: text for key, text in zip(keys, texts, strict=True) if text is not None}
+                for texts in texts_of_rows
+            ]
+            if attributes
+            else [{} for _ in range(count)]
+        )
+        columns = [fields.get(name, repeat(None)) for name in FIELD_NAMES]
+        names_of_values: tuple[str, ...] = FIELD_NAMES
+        if attributes_key is not None:
+            columns.append(attributes_of_rows)
+            names_of_values = (*FIELD_NAMES, attributes_key)
+        # "sample" is always a list, so the rows end with the sheet's.
+        values_of_rows: list[dict[str, Any]] = list(
+            map(dict, map(zip, repeat(names_of_values), zip(*columns, strict=False)))
+        )
+        return CheckedRows(values_of_rows, attributes_of_rows, issues.errors, issues.warnings)
+
+
+class CheckedRows(NamedTuple):
+    """Rows checked at once by :meth:`ResolvedColumns.check_columns`: each row's values and
+    attributes (by row index, from 0), and the errors and warnings of the rows that have any."""
+
+    values: list[dict[str, Any]]
+    attributes: list[dict[str, str]]
+    errors: dict[int, list[Issue]]
+    warnings: dict[int, list[Issue]]
+
+
+class _RowIssues:
+    """The errors and warnings of the rows that have any, by row index (0-based)."""
+
+    def __init__(self) -> None:
+        self.errors: dict[int, list[Issue]] = {}
+        self.warnings: dict[int, list[Issue]] = {}
+
+    def error(self, index: int, issue: Issue) -> None:
+        self.errors.setdefault(index, []).append(issue)
+
+    def warning(self, index: int, issue: Issue) -> None:
+        self.warnings.setdefault(index, []).append(issue)
+
+
+def _judge_column(column: _Column, values: Sequence[object], issues: _RowIssues) -> list[Any]:
+    """A column's values as kept (a field's normalised values; an attribute's texts, None for
+    blank; nothing for a second column of a field), its cells' issues added to ``issues``."""
+    outcomes = _column_outcomes(column, values)
+    kept: list[Any] = []
+    if column.kind == _DUPLICATE:
+        for index, (error,) in enumerate(outcomes):
+            issues.error(index, error)
+    elif column.kind == _FIELD:
+        kept = [outcome[0] for outcome in outcomes]
+        for index, (_, warning, error) in enumerate(outcomes):
+            if error is not None:
+                issues.error(index, error)
+            elif warning is not None:
+                issues.warning(index, warning)
+    else:
+        kept = [None] * len(outcomes)
+        for index, (_, text, warning, error) in enumerate(outcomes):
+            if error is not None:
+                issues.error(index, error)
+            elif text is not None:
+                kept[index] = text
+                if warning is not None:
+                    issues.warning(index, warning)
+    return kept
+
+
+def _column_outcomes(column: _Column, values: Sequence[object]) -> list[tuple[Any, ...]]:
+    """Every cell's outcome in a column, judged once per distinct text value."""
+    outcomes = column.outcomes
+    try:
+        found: list[Any] = list(map(outcomes.get, values))  # type: ignore[arg-type]
+    except TypeError:  # an unhashable cell (a JSON list): judged one by one
+        found = [outcomes.get(v) if type(v) is str else None for v in values]
+    if None in found:
+        for index, outcome in enumerate(found):
+            if outcome is None:
+                value = values[index]
+                # Judged since the lookup above, further up this column?
+                again = outcomes.get(value) if type(value) is str else None
+                found[index] = again or _judged(column.judge, outcomes, value)
+    return found
 
 
 def _judged(

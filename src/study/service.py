@@ -191,7 +191,10 @@ def _sample_columns(
         name: list(map(itemgetter(name), fields)) for name in checklist.FIELD_NAMES
     }
     columns["sample_key"] = [str(sample_id).casefold() for sample_id in columns["sample_id"]]
-    columns["attributes"] = [dict(attributes) for _, attributes in samples]
+    # Only serialised to JSON on the way in: a dict goes as it is (a sheet's 50,000 are).
+    columns["attributes"] = [
+        attributes if type(attributes) is dict else dict(attributes) for _, attributes in samples
+    ]
     columns["id"] = _new_ids(count)
     now = utcnow()
     created = [now + timedelta(microseconds=n) for n in range(count)]

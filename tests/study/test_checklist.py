@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError, field_validator
 
 from src.study.checklist import (
@@ -12,6 +15,7 @@ from src.study.checklist import (
     SEX_VALUES,
     SHEET_HEADERS,
     ChecklistError,
+    ResolvedColumns,
     SampleIds,
     checklist_fields,
     example_sample,
@@ -353,3 +357,75 @@ class TestPydantic:
             SampleIn(sample_id="S 1", sex="x")
         types = sorted(e["type"] for e in caught.value.errors())
         assert types == ["INVALID_SAMPLE_ID", "INVALID_SEX"]
+
+
+# Columns a sheet may have: fields (a second spelling of one is a duplicate), attributes
+# reported or explicit, and a name that is not a valid attribute name.
+_COLUMNS = [
+    ("sample_id", "Sample_ID"),
+    ("sample", "Sample"),
+    ("organism", "Organism"),
+    ("sex", "Sex"),
+    ("date_sample_prep", "Date"),
+    ("biological_repeat", "Rep"),
+    ("description", "Description"),
+    ("tissue", "Tissue"),
+    ("sample_id", "sample id"),
+    (None, "Batch"),
+    (None, " Weight "),
+    ("attributes", "Note"),
+    (None, "   "),
+]
+_CELLS = st.one_of(
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "S1",
+            "s1",
+            "S 1",
+            "mouse",
+            "Mus musculus",
+            "F",
+            "robot",
+            "2023-05",
+            "03/04/2022",
+            "2999-01-01",
+            "1",
+            "0",
+            "x\ry",
+            "a\x07b",
+            " padded ",
+            "\u00e9t\u00e9",
+            "\xa0nbsp",
+            "x" * 1100,
+        ]
+    ),
+    st.text(max_size=8),
+    st.integers(-3, 3),
+    st.none(),
+    st.just(2.5),
+    st.just([1]),
+)
+
+
+@hyp_settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(range(len(_COLUMNS))), min_size=1, max_size=8, unique=True),
+    st.data(),
+    st.booleans(),
+)
+def test_rows_checked_at_once_are_checked_as_one_by_one(
+    picked: list[int], data: st.DataObject, report_unknown: bool
+) -> None:
+    columns = [_COLUMNS[index] for index in picked]
+    rows = data.draw(st.lists(st.lists(_CELLS, min_size=len(columns), max_size=len(columns))))
+    one_by_one = ResolvedColumns(columns, today=TODAY, report_unknown=report_unknown)
+    at_once = ResolvedColumns(columns, today=TODAY, report_unknown=report_unknown)
+    assert at_once.check_rows(rows) == [one_by_one.check(row) for row in rows]
+    assert at_once.check_rows(rows) == [one_by_one.check(row) for row in rows]  # remembered
+
+
+def test_rows_of_another_width_are_refused() -> None:
+    with pytest.raises(ValueError, match="one value per column"):
+        ResolvedColumns([("sample_id", "Sample_ID")]).check_rows([["S1", "extra"]])

@@ -49,6 +49,16 @@ _BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 _MARKDOWN_RULE = re.compile(r"\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?")
 _TWO_OR_MORE_SPACES = re.compile(r" {2,}|\t")
+# A JSON sheet's "\\ud800" escape reads as a lone surrogate, which no UTF-8 response can carry.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _shown(text: str | None) -> str | None:
+    """Text of an issue as a report shows it: a lone surrogate (refused as a value by the
+    checklist, but named in an issue) becomes U+FFFD."""
+    if text is None or text.isascii():
+        return text
+    return _SURROGATE.sub("\ufffd", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +76,10 @@ class SheetIssue:
         """The ``{row, column, code, message, value}`` shape of a SheetReport."""
         return {
             "row": self.row,
-            "column": self.column,
+            "column": _shown(self.column),
             "code": str(self.code),
-            "message": self.message,
-            "value": self.value,
+            "message": _shown(self.message),
+            "value": _shown(self.value),
         }
 
 
@@ -432,7 +442,7 @@ def _collect(
 def _clean_cells(raw_cells: Sequence[str]) -> list[str]:
     """Cells trimmed, with the writers' formula neutralisation undone. A row with no cell
     starting with a quote (the common case) is seen as such on its joined text."""
-    cells = [cell.strip() for cell in raw_cells]
+    cells = list(map(str.strip, raw_cells))
     joined = "\n".join(cells)
     if joined.startswith("'") or "\n'" in joined:
         return [unneutralise(cell) for cell in cells]

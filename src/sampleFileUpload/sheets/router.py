@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from src.auth.dependencies import CurrentUser
 from src.auth.exceptions import InvalidTokenError
@@ -30,7 +30,7 @@ from src.sampleFileUpload.sheets.schemas import (
     SheetReportOut,
     TemplateFormat,
 )
-from src.sampleFileUpload.sheets.utils import file_response
+from src.sampleFileUpload.sheets.utils import file_response, report_response
 from src.sampleFileUpload.utils import multipart_body
 from src.study.checklist import checklist_fields
 from src.study.dependencies import DraftForEditor, StudyDep
@@ -157,7 +157,7 @@ async def import_sheet(
         return file_response(
             annotated, format=report, filename=f"report.{report}", status_code=status_code
         )
-    return JSONResponse(outcome.report, status_code=status_code)
+    return report_response(outcome.report, status_code=status_code)
 
 
 @sheet_router.get(

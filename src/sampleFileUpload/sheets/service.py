@@ -25,6 +25,7 @@ from src.sampleFileUpload.sheets.schemas import (
     SheetMode,
     TemplateFormat,
 )
+from src.sampleFileUpload.sheets.utils import fewer_collections
 from src.sampleFileUpload.sheets.validate import SheetReport, flag_taken_sample_ids, validate_sheet
 from src.sampleFileUpload.sheets.write import template as write_template
 from src.sampleFileUpload.sheets.write import write_report, write_sheet
@@ -74,6 +75,32 @@ async def import_sheet(
     actor: User,
 ) -> SheetOutcome:
     """Check a sheet; in append/replace mode apply it, all rows or none."""
+    with fewer_collections():
+        return await _import_sheet(
+            session,
+            study=study,
+            data=data,
+            filename=filename,
+            format=format,
+            mode=mode,
+            limits=limits,
+            storage=storage,
+            actor=actor,
+        )
+
+
+async def _import_sheet(
+    session: AsyncSession,
+    *,
+    study: Study,
+    data: bytes,
+    filename: str | None,
+    format: SheetFormat | None,
+    mode: SheetMode,
+    limits: SheetLimits,
+    storage: Storage,
+    actor: User,
+) -> SheetOutcome:
     parsed, checked = await anyio.to_thread.run_sync(
         partial(_parse_and_check, data, filename, format.value if format else None, limits)
     )

@@ -4,7 +4,7 @@ samples, collected in a :class:`SheetReport`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from operator import itemgetter
@@ -17,9 +17,8 @@ from src.study.checklist import (
     EXPLICIT_ATTRIBUTE,
     FIELDS,
     FIELDS_BY_NAME,
+    Issue,
     ResolvedColumns,
-    SampleCheck,
-    SampleIds,
     header_key,
     match_header,
 )
@@ -28,7 +27,9 @@ from src.study.constants import ChecklistCode
 
 @dataclass(slots=True)
 class SheetSample:
-    """One row after the checklist: ``values`` by API field name, ``attributes`` the rest."""
+    """One row after the checklist: ``values`` is the sample as the report shows it, the
+    checklist fields by API name and then ``attributes`` (the rest), which is also the
+    ``attributes`` dict here: one dict per row, put in the report as it is."""
 
     row: int
     values: dict[str, Any]
@@ -36,7 +37,8 @@ class SheetSample:
     valid: bool
 
     def as_dict(self) -> dict[str, Any]:
-        """The sample as the API's Sample input: checklist fields plus ``attributes``."""
+        """A copy of the sample as the API's Sample input: checklist fields plus
+        ``attributes``."""
         return {**self.values, "attributes": dict(self.attributes)}
 
 
@@ -61,6 +63,11 @@ class SheetReport:
         """True when no error was found (warnings allowed)."""
         return self.error_count == 0
 
+    @property
+    def warnings_full(self) -> bool:
+        """True when a further warning would be counted but not listed."""
+        return len(self.warnings) >= self.max_issues
+
     def column_for(self, field_name: str) -> str:
         """The user's header for a checklist field (the standard header if the sheet lacks it)."""
         return self.columns.get(field_name, FIELDS_BY_NAME[field_name].header)
@@ -83,7 +90,9 @@ class SheetReport:
 
     def as_dict(self) -> dict[str, Any]:
         """``{valid, format, row_count, error_count, warning_count, errors, warnings, samples}``;
-        the caller adds ``mode``, ``created`` and ``replaced``."""
+        the caller adds ``mode``, ``created`` and ``replaced``. ``samples`` are the samples'
+        own ``values`` dicts, not copies (50,000 rows would be 50,000 more dicts): read them,
+        do not change them."""
         errors = [issue.as_dict() for issue in sorted(self.errors, key=_issue_order)]
         warnings = [issue.as_dict() for issue in sorted(self.warnings, key=_issue_order)]
         hidden_errors = self.error_count - len(self.errors)
@@ -106,7 +115,7 @@ class SheetReport:
             "warning_count": self.warning_count,
             "errors": errors,
             "warnings": warnings,
-            "samples": [sample.as_dict() for sample in self.samples],
+            "samples": [sample.values for sample in self.samples],
         }
 
 
@@ -147,12 +156,46 @@ def validate_sheet(
         [(name, header) for header, name in used], today=today, report_unknown=False
     )
     headers = [header for header, _ in used]
-    for number, row in parsed.rows:
-        check = columns.check([row.get(header, "") for header in headers])
-        row_valid = _report_checklist(report, check, number, row, cell_problems)
-        row_valid = twins.check(number, check.values, check.attributes) and row_valid
-        report.samples.append(SheetSample(number, check.values, check.attributes, row_valid))
+    rows = parsed.rows
+    for start in range(0, len(rows), _CHUNK_ROWS):
+        chunk = rows[start : start + _CHUNK_ROWS]
+        checked = columns.check_columns(_cells(chunk, headers), attributes_key="attributes")
+        numbers = [number for number, _ in chunk]
+        repeats = twins.find(numbers, checked.values, checked.attributes)
+        valid = [True] * len(chunk)
+        # Issues are added row by row, in the rows' order (the report keeps the first
+        # max_issues); rows without any need nothing more.
+        for index in sorted(checked.errors.keys() | checked.warnings.keys() | repeats.keys()):
+            number, row = chunk[index]
+            valid[index] = _report_checklist(
+                report,
+                checked.errors.get(index, ()),
+                checked.warnings.get(index, ()),
+                number,
+                row,
+                cell_problems,
+            )
+            if index in repeats:
+                valid[index] = (
+                    twins.add(number, checked.values[index], repeats[index]) and (valid[index])
+                )
+        report.samples.extend(map(SheetSample, numbers, checked.values, checked.attributes, valid))
     return report
+
+
+# Rows checked at once, column by column: bounds the columns' copies the check makes.
+_CHUNK_ROWS = 8192
+
+
+def _cells(rows: Sequence[tuple[int, dict[str, str]]], headers: list[str]) -> list[Sequence[str]]:
+    """Each row's cells under ``headers``, in that order ("" where a row has none)."""
+    if len(headers) > 1:
+        pick = itemgetter(*headers)
+        try:
+            return [pick(row) for _, row in rows]
+        except KeyError:
+            pass  # a row without some header: a short xlsx row
+    return [[row.get(header, "") for header in headers] for _, row in rows]
 
 
 def _map_headers(parsed: ParsedSheet, report: SheetReport) -> dict[str, str | None]:
@@ -205,41 +248,78 @@ def _require_columns(parsed: ParsedSheet, report: SheetReport) -> None:
 
 def _report_checklist(
     report: SheetReport,
-    check: SampleCheck,
+    errors: Iterable[Issue],
+    warnings: Iterable[Issue],
     number: int,
     row: dict[str, str],
     cell_problems: set[tuple[int | None, str | None]],
 ) -> bool:
     """Add a row's checklist errors and warnings, except those reported already (a missing
     column, a cell the parser refused); False when the row has any error."""
-    for problem in check.errors:
+    valid = True
+    for problem in errors:
+        valid = False
         if problem.code == ChecklistCode.REQUIRED and problem.field not in row:
             continue  # the whole column is missing, reported once
         if (number, problem.field) in cell_problems:
             continue  # already reported by the parser for this cell
         report.add_error(number, problem.field, problem.code, problem.message, problem.value)
-    for note in check.warnings:
+    for note in warnings:
         report.add_warning(number, note.field, note.code, note.message, note.value)
-    return not check.errors
+    return valid
+
+
+# What find() tells of a row: its sample_id repeats an earlier row's, or the sample is
+# identical to an earlier one; and that row's number.
+_REPEATED_ID, _TWIN = 0, 1
 
 
 class _SampleTwins:
     """Samples seen so far in a sheet: a sample_id used again (ignoring case) is an error, a
-    sample identical to an earlier one in all but sample_id, sample and description a warning."""
+    sample identical to an earlier one in all but sample_id, sample and description a warning.
+    Rows without a sample_id (a missing or invalid one) take no part."""
 
     def __init__(self, report: SheetReport) -> None:
         self.report = report
         self.column = report.column_for("sample_id")
-        self.sample_ids = SampleIds()
+        self.first_row_of_id: dict[str, int] = {}
         self.first_row_of_signature: dict[tuple[object, ...], int] = {}
 
-    def check(self, number: int, values: dict[str, Any], attributes: dict[str, str]) -> bool:
-        """False when the row's sample_id repeats an earlier row's."""
+    def find(
+        self,
+        numbers: list[int],
+        values: list[dict[str, Any]],
+        attributes: list[dict[str, str]],
+    ) -> dict[int, tuple[int, int]]:
+        """The rows (by index) of the next rows of the sheet that repeat an earlier one, with
+        what they repeat and where: the rows' keys go into dicts in C (the first row of each
+        key wins), and only the rows that are not their key's first are looked at one by
+        one."""
+        taking_part = [i for i, value in enumerate(values) if type(value["sample_id"]) is str]
+        keys = [values[i]["sample_id"].casefold() for i in taking_part]
+        repeats: dict[int, tuple[int, int]] = {}
+        first_ids = _first_rows(self.first_row_of_id, keys, [numbers[i] for i in taking_part])
+        unique: list[int] = []
+        for index, first in zip(taking_part, first_ids, strict=True):
+            if first != numbers[index]:
+                repeats[index] = (_REPEATED_ID, first)
+            else:
+                unique.append(index)
+        # A row's attributes are in its sheet's column order, so equal ones give equal tuples.
+        signatures = [_compared(values[i]) + tuple(attributes[i].items()) for i in unique]
+        first_twins = _first_rows(
+            self.first_row_of_signature, signatures, [numbers[i] for i in unique]
+        )
+        for index, first in zip(unique, first_twins, strict=True):
+            if first != numbers[index]:
+                repeats[index] = (_TWIN, first)
+        return repeats
+
+    def add(self, number: int, values: dict[str, Any], repeat: tuple[int, int]) -> bool:
+        """Report what :meth:`find` found of a row; False when its sample_id repeats."""
+        what, earlier = repeat
         sample_id = values["sample_id"]
-        if not isinstance(sample_id, str):
-            return True
-        earlier = self.sample_ids.earlier_use(sample_id, number)
-        if earlier is not None:
+        if what == _REPEATED_ID:
             self.report.add_error(
                 number,
                 self.column,
@@ -249,26 +329,36 @@ class _SampleTwins:
                 sample_id,
             )
             return False
-        signature = _compared(values)
-        if attributes:
-            signature += tuple(sorted(attributes.items()))
-        twin = self.first_row_of_signature.setdefault(signature, number)
-        if twin != number:
-            self.report.add_warning(
-                number,
-                self.column,
-                SheetErrorCode.POSSIBLE_DUPLICATE_SAMPLE,
-                f"sample {sample_id!r} is identical to row {twin} in every field but "
-                "sample_id, sample and description",
-                sample_id,
-            )
+        if self.report.warnings_full:
+            self.report.warning_count += 1  # counted, not listed: no message to write
+            return True
+        self.report.add_warning(
+            number,
+            self.column,
+            SheetErrorCode.POSSIBLE_DUPLICATE_SAMPLE,
+            f"sample {sample_id!r} is identical to row {earlier} in every field but "
+            "sample_id, sample and description",
+            sample_id,
+        )
         return True
+
+
+def _first_rows(first_row: dict[Any, int], keys: list[Any], numbers: list[int]) -> list[int]:
+    """The first row of each key among earlier rows (``first_row``, which learns the new
+    keys) and these, in order: one row per key."""
+    first_here = dict(zip(reversed(keys), reversed(numbers), strict=True))
+    for key in first_here.keys() & first_row.keys():
+        first_here[key] = first_row[key]
+    first_row.update(first_here)
+    return list(map(first_here.__getitem__, keys))
 
 
 def flag_taken_sample_ids(report: SheetReport, taken: Iterable[str]) -> None:
     """Add ``SAMPLE_ID_TAKEN`` errors for rows whose sample_id (ignoring case) is in ``taken``,
     e.g. the study's existing samples when appending."""
     taken_keys = {sample_id.casefold() for sample_id in taken}
+    if not taken_keys:
+        return  # a study without samples: nothing to look up, row by row
     column = report.column_for("sample_id")
     for sample in report.samples:
         sample_id = sample.values.get("sample_id")

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 
+from src.sampleFileUpload.sheets import validate as validate_module
 from src.sampleFileUpload.sheets.cells import column_letter, neutralise, unneutralise
 from src.sampleFileUpload.sheets.constants import SheetErrorCode
 from src.sampleFileUpload.sheets.parse import ParsedSheet, parse_sheet
@@ -583,3 +584,57 @@ def test_round_trip(sheet_format: str, samples: list[dict[str, Any]]) -> None:
 )
 def test_column_letters_are_the_spreadsheet_names(number: int, letters: str) -> None:
     assert column_letter(number) == letters
+
+
+_TWIN_ROWS = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "A", "b", "c", "", "bad id", "d"]),
+        st.sampled_from(["human", "mouse", ""]),
+        st.sampled_from(["liver", "lung"]),
+        st.sampled_from(["", "x", "y"]),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_TWIN_ROWS, st.integers(1, 4))
+def test_repeats_are_found_row_by_row_in_any_chunking(
+    rows: list[tuple[str, str, str, str]], chunk: int
+) -> None:
+    """Repeated sample_ids and twin samples, found a chunk of rows at a time, are those of
+    the rule read row by row: the first row of a sample_id (ignoring case) or of a sample
+    counts, a row whose sample_id repeats takes no further part, nor does a row without a
+    valid sample_id."""
+    text = "Sample_ID,Organism,Tissue,Batch\n" + "".join(f"{','.join(r)}\n" for r in rows)
+    parsed = parse_sheet(text.encode(), filename="s.csv")
+    if not parsed.rows:
+        return
+    expected: list[tuple[int, str, str]] = []
+    first_id: dict[str, int] = {}
+    first_sample: dict[tuple[str, str, str], int] = {}
+    for number, row in parsed.rows:
+        sample_id = row["Sample_ID"]
+        if not sample_id or " " in sample_id:
+            continue
+        earlier = first_id.setdefault(sample_id.casefold(), number)
+        if earlier != number:
+            expected.append((number, "DUPLICATE_SAMPLE_ID", f"row {earlier} "))
+            continue
+        organism = "Mus musculus" if row["Organism"] == "mouse" else row["Organism"]
+        twin = first_sample.setdefault((organism, row["Tissue"], row["Batch"]), number)
+        if twin != number:
+            expected.append((number, "POSSIBLE_DUPLICATE_SAMPLE", f"row {twin} "))
+    codes = {"DUPLICATE_SAMPLE_ID", "POSSIBLE_DUPLICATE_SAMPLE"}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(validate_module, "_CHUNK_ROWS", chunk)
+        report = validate_sheet(parsed, today=TODAY)
+    found = [
+        (issue.row, issue.code, issue.message)
+        for issue in sorted([*report.errors, *report.warnings], key=lambda i: i.row or 0)
+        if issue.code in codes
+    ]
+    assert [(row, code) for row, code, _ in found] == [(row, code) for row, code, _ in expected]
+    assert all(
+        where in message for (_, _, message), (_, _, where) in zip(found, expected, strict=True)
+    )

@@ -13,6 +13,7 @@ import httpx
 import openpyxl
 import pytest
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -152,6 +153,29 @@ class TestValidate:
         response = await upload(client, study, headers, data, filename=name)
         assert response.status_code == 200, response.text
         assert code in {e["code"] for e in response.json()["errors"]}
+
+    @pytest.mark.parametrize("mode", ["validate", "append"])
+    async def test_a_lone_surrogate_is_reported_never_a_500(
+        self, client: httpx.AsyncClient, headers: dict[str, str], study: Study, mode: str
+    ) -> None:
+        # JSON's "\\ud800" escape reads as a lone surrogate, which no UTF-8 body can carry.
+        sheet = b'[{"Sample_ID": "S1\\ud800", "Organism": "mouse", "N\\udc00ote": "x"}]'
+        response = await upload(client, study, headers, sheet, filename="s.json", mode=mode)
+        assert response.status_code == (200 if mode == "validate" else 422), response.text
+        body = response.json()
+        report = body if mode == "validate" else body["report"]
+        errors = {(e["column"], e["code"], e["value"]) for e in report["errors"]}
+        assert ("Sample_ID", "INVALID_SAMPLE_ID", "S1\ufffd") in errors
+        assert ("N\ufffdote", "CONTROL_CHARACTER", "x") in errors
+
+    async def test_the_report_is_the_json_the_app_writes_elsewhere(
+        self, client: httpx.AsyncClient, headers: dict[str, str], study: Study
+    ) -> None:
+        sheet = HEADER + "S1,souris \u00e9t\u00e9 \U0001f42d,F,foie\tgras\nS2,mouse,robot,\n"
+        response = await upload(client, study, headers, sheet)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/json"
+        assert response.content == JSONResponse(response.json()).body
 
     async def test_unknown_format_override_is_422(
         self, client: httpx.AsyncClient, headers: dict[str, str], study: Study
