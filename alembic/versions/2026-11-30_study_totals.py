@@ -76,16 +76,20 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("owner_id", name=op.f("pk_owner_total")),
     )
-    by_status = ", ".join(
-        f"sum(CASE WHEN status = '{status}' THEN 1 ELSE 0 END)" for status in STATUSES
+    study = sa.table(
+        "study", sa.column("owner_id"), sa.column("status"), *(sa.column(n) for n in COUNTERS)
     )
-    op.execute(
-        "INSERT INTO owner_total (owner_id, "
-        + ", ".join((*(f"{status}_count" for status in STATUSES), *COUNTERS))
-        + f") SELECT owner_id, {by_status}, "
-        + ", ".join(f"sum({name})" for name in COUNTERS)
-        + " FROM study GROUP BY owner_id"
-    )
+    totals = [*(f"{status}_count" for status in STATUSES), *COUNTERS]
+    owner_total = sa.table("owner_total", sa.column("owner_id"), *(sa.column(n) for n in totals))
+    counted = sa.select(
+        study.c.owner_id,
+        *(
+            sa.func.coalesce(sa.func.sum(sa.case((study.c.status == status, 1), else_=0)), 0)
+            for status in STATUSES
+        ),
+        *(sa.func.coalesce(sa.func.sum(study.c[name]), 0) for name in COUNTERS),
+    ).group_by(study.c.owner_id)
+    op.execute(owner_total.insert().from_select(["owner_id", *totals], counted))
 
 
 def downgrade() -> None:
