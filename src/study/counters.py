@@ -124,16 +124,23 @@ FILE_COLUMNS = (SampleFile.status, SampleFile.size, SampleFile.read_count, Sampl
 
 
 async def add(
-    session: AsyncSession, *, study_id: uuid.UUID, tally: Tally, touch: bool = False
-) -> None:
+    session: AsyncSession,
+    *,
+    study_id: uuid.UUID,
+    tally: Tally,
+    touch: bool = False,
+    to_owner: bool = True,
+) -> uuid.UUID | None:
     """Add ``tally`` to the study's counters in one statement; with ``touch``, the same
     statement marks the study changed (``updated_at``, and a new ``version``, hence ETag), so
     concurrent changes to one study's samples and files all succeed instead of all but one
     failing the version check of a read-then-written row. The study object, when the session
-    holds it, gets the values the statement wrote (without a further query)."""
+    holds it, gets the values the statement wrote (without a further query). The owner's
+    totals change by the same ``tally`` right after, unless ``to_owner`` is False (the caller
+    then adds it itself); the study's owner is returned (None when there is no such study)."""
     changed = {name: value for name, value in tally.as_dict().items() if value}
     if not changed and not touch:
-        return
+        return None
     table = _STUDY_TABLE
     written = [*COLUMNS, "updated_at", "version"]
     statement = (
@@ -149,13 +156,15 @@ async def add(
     )
     row = (await session.execute(statement)).one_or_none()
     if row is None:
-        return
-    if changed:
+        return None
+    if changed and to_owner:
         await add_to_owner(session, owner_id=row[0], tally=tally)
     study = session.identity_map.get(session.identity_key(Study, study_id))
     if study is not None:
         for name, value in zip(written, row[1:], strict=True):
             set_committed_value(study, name, value)
+    owner_id: uuid.UUID = row[0]
+    return owner_id
 
 
 async def remove_files(
@@ -182,8 +191,16 @@ async def remove_files(
     by_study: dict[uuid.UUID, Tally] = {}
     for sample_pk, study_id in owners.all():
         by_study[study_id] = by_study.get(study_id, Tally()) - by_sample[sample_pk]
-    for study_id, tally in by_study.items():
-        await add(session, study_id=study_id, tally=tally, touch=touch)
+    # Studies in one order, then their owners: two such deletions never wait on each other's
+    # rows in opposite orders (each study row, then the owner rows, as single-study changes do).
+    by_owner: dict[uuid.UUID, Tally] = {}
+    for study_id in sorted(by_study):
+        tally = by_study[study_id]
+        owner_id = await add(session, study_id=study_id, tally=tally, touch=touch, to_owner=False)
+        if owner_id is not None:
+            by_owner[owner_id] = by_owner.get(owner_id, Tally()) + tally
+    for owner_id in sorted(by_owner):
+        await add_to_owner(session, owner_id=owner_id, tally=by_owner[owner_id])
     return len(rows)
 
 
