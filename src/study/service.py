@@ -246,8 +246,9 @@ async def create(
     """A new draft with its accession, and its inline samples: all of them or nothing.
 
     The study and its samples are written first under a provisional accession; the number is
-    taken by the last statement before the commit (``assign_accession``), so the counter's
-    row lock, which serialises creations, is held for that statement and the commit only."""
+    taken by one of the last statements before the commit (``assign_accession``), so the
+    counter's row lock, which serialises creations, is held for the end of the transaction
+    only."""
     checks = check_samples(data.samples or [])
     study_id = uuid.uuid4()
     study = Study(
@@ -267,10 +268,12 @@ async def create(
     session.add(study)
     session.add_all(_new_sample(study, check) for check in checks)
     await session.flush()
-    await counters.study_created(session, owner_id=owner.id, samples=len(checks))
     await assign_accession(
         session, study=study, prefix=accession_prefix, actor=owner, samples=len(checks)
     )
+    # Last, like the accession: an owner's creations queue on their totals' row only for the
+    # rest of the transaction.
+    await counters.study_created(session, owner_id=owner.id, samples=len(checks))
     return study
 
 
