@@ -92,9 +92,14 @@ def contains(
     guesses the selectivity of LIKE: for a term too short to have a trigram that plan scans the
     whole trigram index (3x a sequential scan). Only the search's statements pay for planning;
     every other statement keeps its prepared plan."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    pattern = bindparam(None, f"%{escaped}%", type_=String(), literal_execute=planned_for_value)
+    pattern = bindparam(None, like_pattern(text), type_=String(), literal_execute=planned_for_value)
     return expression.like(pattern, escape="\\")
+
+
+def like_pattern(text: str) -> str:
+    """The LIKE pattern (escape character ``\\``) matching values that contain ``text``."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def today() -> date:

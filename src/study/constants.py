@@ -114,3 +114,11 @@ class ReadinessCode(StrEnum):
 
 
 ACCESSION_COUNTER = "study"
+
+
+# The orders of a study list (``?sort=``); no docstring, which would enter the API document.
+class StudySort(StrEnum):
+    NEWEST = "-created_at"
+    OLDEST = "created_at"
+    RECENTLY_UPDATED = "-updated_at"
+    TITLE = "title"

@@ -259,6 +259,57 @@ class TestListStudies:
         refused = await client.get(API, headers=headers, params={"page_size": 101})
         assert (refused.status_code, refused.json()["code"]) == (422, "VALIDATION_ERROR")
 
+    async def test_totals_and_roles_in_every_scope(
+        self, client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+    ) -> None:
+        alice = await create_user(session)
+        bob = await create_user(session)
+        reviewer = await create_user(session, role=UserRole.REVIEWER)
+        draft = await create_study(session, owner=alice, title="alice draft")
+        published = await create_study(
+            session, owner=alice, title="alice public", status=StudyStatus.PUBLISHED
+        )
+        shared = await create_study(session, owner=bob, title="bob shares")
+        await add_member(session, study=shared, user=alice, role=MemberRole.EDITOR)
+        await create_study(session, owner=bob, title="bob alone")
+
+        async def listed(headers: dict[str, str], **params: str | int) -> dict[str, object]:
+            response = await client.get(API, headers=headers, params=params)
+            assert response.status_code == 200, response.text
+            body: dict[str, object] = response.json()
+            return body
+
+        def roles(page: dict[str, object]) -> dict[str, str]:
+            items = page["items"]
+            assert isinstance(items, list)
+            return {item["accession"]: item["my_role"] for item in items}
+
+        as_alice = auth_headers(settings, alice)
+        everything = await listed(as_alice, page_size=100)
+        assert everything["total"] == 3
+        assert roles(everything) == {
+            draft.accession: "owner",
+            published.accession: "owner",
+            shared.accession: "editor",
+        }
+        # Every page of a list tells the same total, a page past the end too.
+        for number, expected in ((1, 2), (2, 1), (3, 0)):
+            page = await listed(as_alice, page_size=2, page=number)
+            assert (page["total"], len(page["items"])) == (3, expected)  # type: ignore[arg-type]
+        # The owner of a public study is still its owner in the public list.
+        assert roles(await listed(as_alice, scope="public"))[published.accession] == "owner"
+        anonymous = await listed({}, page_size=100)
+        assert roles(anonymous)[published.accession] == "public"
+        assert set(roles(anonymous).values()) == {"public"}
+        assert anonymous["total"] == len(roles(anonymous))
+        past_end = await listed({}, page_size=100, page=2)
+        assert (past_end["total"], past_end["items"]) == (anonymous["total"], [])
+        every = await listed(auth_headers(settings, reviewer), scope="all", page_size=100)
+        assert every["total"] == len(roles(every))
+        assert set(roles(every).values()) == {"reviewer"}
+        searched = await listed(auth_headers(settings, reviewer), scope="all", q="alice")
+        assert (searched["total"], len(searched["items"])) == (2, 2)  # type: ignore[arg-type]
+
     async def test_organism_and_status_filters(
         self, client: httpx.AsyncClient, session: AsyncSession, settings: Settings, owner: User
     ) -> None:
