@@ -49,8 +49,10 @@ MEMBER = cast(Table, StudyMember.__table__)
 SAMPLE = cast(Table, Sample.__table__)
 USER = cast(Table, User.__table__)
 
-# The columns of a list item (StudyRead's fields but the owner and the role), in row order.
-ITEM_COLUMNS = (
+# A row of a list's page: the study's columns the item shows, with the owner's id and name and
+# the caller's member role where the item has its ``owner`` and ``my_role``, then the total.
+# Items are built in StudyRead's field order, which is the order of the JSON written for them.
+HEAD_COLUMNS = (
     "id",
     "accession",
     "title",
@@ -59,6 +61,8 @@ ITEM_COLUMNS = (
     "status",
     "release_date",
     "review_comment",
+)
+TAIL_COLUMNS = (
     "sample_count",
     "file_count",
     "total_bytes",
@@ -67,10 +71,12 @@ ITEM_COLUMNS = (
     "submitted_at",
     "published_at",
 )
-# Positions in a row of what follows the item's columns.
-_OWNER_ID, _OWNER_NAME, _MEMBER_ROLE, _TOTAL = range(len(ITEM_COLUMNS), len(ITEM_COLUMNS) + 4)
-_STATUS = ITEM_COLUMNS.index("status")
-_RELEASE_DATE = ITEM_COLUMNS.index("release_date")
+_HEAD = len(HEAD_COLUMNS)
+_OWNER_ID, _OWNER_NAME, _MEMBER_ROLE = _HEAD, _HEAD + 1, _HEAD + 2
+_TAIL = _HEAD + 3
+_TOTAL = _TAIL + len(TAIL_COLUMNS)
+_STATUS = HEAD_COLUMNS.index("status")
+_RELEASE_DATE = HEAD_COLUMNS.index("release_date")
 
 
 class ListKind(NamedTuple):
@@ -193,10 +199,11 @@ def statements(kind: ListKind) -> tuple[Select[Any], Select[Any]]:
         member_role = null()
     page = (
         select(
-            *(c[name] for name in ITEM_COLUMNS),
+            *(c[name] for name in HEAD_COLUMNS),
             USER.c.id,
             USER.c.full_name,
             member_role,
+            *(c[name] for name in TAIL_COLUMNS),
             total.label("total"),
         )
         .select_from(ids)
@@ -253,8 +260,9 @@ async def list_studies(
         )
         if role is None:  # filtered in SQL already; kept as a guard against a visibility leak
             continue
-        item = dict(zip(ITEM_COLUMNS, row, strict=False))
+        item = dict(zip(HEAD_COLUMNS, row, strict=False))
         item["owner"] = {"id": row[_OWNER_ID], "full_name": row[_OWNER_NAME]}
         item["my_role"] = role
+        item.update(zip(TAIL_COLUMNS, row[_TAIL:_TOTAL], strict=True))
         items.append(item)
     return {"items": items, "total": total, "page": page.page, "page_size": page.page_size}

@@ -7,7 +7,7 @@ service call does the work, and the response model shapes the answer.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
@@ -15,7 +15,7 @@ from src.auth.dependencies import CurrentUser, OptionalUser
 from src.auth.exceptions import InvalidTokenError, TooManyAttemptsError
 from src.dependencies import PageDep, SessionDep, StorageDep
 from src.exceptions import error_responses
-from src.schemas import PageOf, Paginated
+from src.schemas import PageOf, Paginated, plain_json
 from src.study import readiness, service, visibility
 from src.study.constants import AccessRole, StudySort, StudyStatus
 from src.study.dependencies import (
@@ -116,10 +116,10 @@ async def list_studies(
     ] = None,
     organism: Annotated[str | None, Query(max_length=200)] = None,
     sort: StudySort = StudySort.NEWEST,
-) -> PageOf[dict[str, Any]]:
+) -> Response:
     """Search studies: yours, all of them (reviewers, admins) or the public ones."""
     effective = visibility.resolve_scope(user, scope)
-    return await service.list_studies(
+    found = await service.list_studies(
         session,
         user=user,
         scope=effective,
@@ -129,6 +129,9 @@ async def list_studies(
         sort=sort,
         page=page,
     )
+    # The rows' values, typed by their columns, written once as the response model would write
+    # them (src/schemas.plain_json), not validated into models first.
+    return Response(plain_json(found), media_type="application/json")
 
 
 @router.get("/{study}", response_model=StudyRead, responses=error_responses(StudyNotFoundError))
