@@ -275,10 +275,13 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> FastAPI:
     initial_state(app, settings)
     install_error_handlers(app)
     app.include_router(service_router)
-    app.include_router(auth_router, prefix=API_PREFIX)
-    # Before the study routes: /samples/export must win over /samples/{sample_id}.
-    app.include_router(files_router, prefix=API_PREFIX)
+    # A request is matched against the routes in this order, every route of a router included
+    # before it (about a microsecond each): the most requested ones, the studies', come first.
+    # None of theirs shadows another router's path.
     app.include_router(study_router, prefix=API_PREFIX)
+    app.include_router(auth_router, prefix=API_PREFIX)
+    # Before the samples' routes: /samples/export must win over /samples/{sample_id}.
+    app.include_router(files_router, prefix=API_PREFIX)
     app.include_router(samples_router, prefix=API_PREFIX)
     app.include_router(dashboard_router, prefix=API_PREFIX)
     app.include_router(stats_router, prefix=API_PREFIX)

@@ -25,7 +25,6 @@ from src.auth.exceptions import (
     InvalidTokenError,
     UserNotFoundError,
 )
-from src.auth.jwt import decode_access_token
 from src.auth.models import User, UserRole
 from src.auth.ratelimit import Attempts, attempts, throttle
 from src.auth.schemas import LoginIn, RefreshIn
@@ -68,8 +67,8 @@ async def optional_user(
         return None
     if not token:
         raise InvalidTokenError()
-    claims = decode_access_token(token, secret=auth.secret, config=auth.config)
-    user = await auth_service.get(session, user_id=claims.user_id)
+    claims = auth.access_claims(token)
+    user = await auth_service.get_caller(session, user_id=claims.user_id)
     if user is None or not user.is_active:
         raise InvalidTokenError("The account of this token no longer exists or is deactivated.")
     if claims.generation != user.token_generation:
@@ -189,7 +188,7 @@ def account_lookups(namespace: str) -> Callable[..., Awaitable[None]]:
         if not token:
             return
         try:
-            claims = decode_access_token(token, secret=auth.secret, config=auth.config)
+            claims = auth.access_claims(token)
         except InvalidTokenError:
             return
         await throttle(

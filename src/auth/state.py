@@ -18,6 +18,7 @@ from starlette.requests import HTTPConnection
 from src.auth import service as auth_service
 from src.auth.config import AuthConfig
 from src.auth.exceptions import EmailTakenError
+from src.auth.jwt import AccessClaims, VerifiedTokens
 from src.auth.models import UserRole
 from src.auth.password_policy import load_common_passwords
 from src.auth.passwords import PasswordHasher
@@ -35,8 +36,14 @@ class AuthState:
     config: AuthConfig
     secret: str
     passwords: PasswordHasher
+    _tokens: VerifiedTokens = field(default_factory=VerifiedTokens, repr=False)
     _redis_pool: ConnectionPool | None = field(default=None, repr=False)
     _redis_storage: Storage | None = field(default=None, repr=False)
+
+    def access_claims(self, token: str) -> AccessClaims:
+        """What a valid access token says (verified once per token: VerifiedTokens);
+        ``InvalidTokenError`` for any other token."""
+        return self._tokens.claims(token, secret=self.secret, config=self.config)
 
     @classmethod
     def build(cls, settings: Settings, config: AuthConfig | None = None) -> AuthState:

@@ -117,3 +117,11 @@ ACCESSION_COUNTER = "study"
 # The study_total row holding how many studies were ever published (none is unpublished or
 # deleted after): the public total is that minus the published ones still under embargo.
 PUBLISHED_TOTAL = "published"
+
+
+# The orders of a study list (``?sort=``); no docstring, which would enter the API document.
+class StudySort(StrEnum):
+    NEWEST = "-created_at"
+    OLDEST = "created_at"
+    RECENTLY_UPDATED = "-updated_at"
+    TITLE = "title"

@@ -17,9 +17,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from datetime import date
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Select,
     Table,
@@ -32,6 +34,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy import insert as insert_into
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -291,26 +294,52 @@ async def delete_study(session: AsyncSession, *, study_id: uuid.UUID) -> None:
     )
 
 
-def embargoed_count(*where: ColumnElement[bool]) -> ColumnElement[int]:
+def embargoed_count(
+    *where: ColumnElement[bool], on: ColumnElement[date] | None = None
+) -> ColumnElement[int]:
     """The number of published studies (matching ``where``) whose release date is still to
-    come (by the partial index on the release date of published studies: few rows, whatever
-    the size of the table)."""
+    come on ``on`` (today by default; a bound parameter in a statement built once), by the
+    partial index on the release date of published studies: few rows, whatever the size of the
+    table."""
+    day: Any = today() if on is None else on
     return (
         select(func.count())
         .select_from(Study)
-        .where(Study.status == StudyStatus.PUBLISHED, Study.release_date > today(), *where)
+        .where(Study.status == StudyStatus.PUBLISHED, Study.release_date > day, *where)
         .scalar_subquery()
     )
 
 
-def public_total_query() -> Select[Any]:
+def public_total_expression(*, on: ColumnElement[date] | None = None) -> ColumnElement[int]:
     """The number of public studies (``Study.public_clause``) without counting them: the kept
     number of published studies less those under embargo."""
-    return select(StudyTotal.value - embargoed_count()).where(StudyTotal.name == PUBLISHED_TOTAL)
+    return (
+        select(StudyTotal.value - embargoed_count(on=on))
+        .where(StudyTotal.name == PUBLISHED_TOTAL)
+        .scalar_subquery()
+    )
+
+
+def _studies_of(row: Any) -> ColumnElement[int]:
+    return cast(ColumnElement[int], row.draft_count + row.in_review_count + row.published_count)
+
+
+def owned_total_expression(owner_id: ColumnElement[Any]) -> ColumnElement[int]:
+    """The number of studies ``owner_id`` owns, from their kept row (0 without one)."""
+    table = _OWNER_TABLE
+    owned = select(_studies_of(table.c)).where(table.c.owner_id == owner_id).scalar_subquery()
+    return func.coalesce(owned, 0)
+
+
+def all_total_expression() -> ColumnElement[int]:
+    """The number of studies, from the owners' kept rows (one row per owner, not per study);
+    an integer (PostgreSQL's sum of bigints is numeric)."""
+    summed = select(func.sum(_studies_of(_OWNER_TABLE.c))).scalar_subquery()
+    return sql_cast(func.coalesce(summed, 0), BigInteger)
 
 
 async def public_total(session: AsyncSession) -> int:
-    return int((await session.execute(public_total_query())).scalar_one())
+    return int((await session.execute(select(public_total_expression()))).scalar_one())
 
 
 @dataclass(frozen=True)

@@ -156,16 +156,26 @@ class Study(UUIDPrimaryKey, Timestamps, Base):
     # loaded study and in SQL for a query; study/visibility.py builds the rest of who-sees-what
     # on it, and the dashboard counts public studies with it.
     def is_public(self) -> bool:
-        return self.status == StudyStatus.PUBLISHED and (
-            self.release_date is None or self.release_date <= today()
-        )
+        return is_public(self.status, self.release_date)
 
     @classmethod
-    def public_clause(cls) -> ColumnElement[bool]:
+    def public_clause(cls, columns: Any = None, *, on: Any = None) -> ColumnElement[bool]:
+        """In SQL. ``columns``: the table's columns (``Study.__table__.c``) for a Core
+        statement, else the model's; ``on``: the day to compare with (a bound parameter in a
+        statement built once), else today."""
+        columns = cls if columns is None else columns
         return and_(
-            cls.status == StudyStatus.PUBLISHED,
-            or_(cls.release_date.is_(None), cls.release_date <= today()),
+            columns.status == StudyStatus.PUBLISHED,
+            or_(
+                columns.release_date.is_(None),
+                columns.release_date <= (today() if on is None else on),
+            ),
         )
+
+
+def is_public(status: StudyStatus, release_date: date | None) -> bool:
+    """The rule of ``Study.is_public`` on plain values (a list reads rows, not models)."""
+    return status == StudyStatus.PUBLISHED and (release_date is None or release_date <= today())
 
 
 class StudyMember(Base):

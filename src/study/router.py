@@ -7,7 +7,7 @@ service call does the work, and the response model shapes the answer.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
@@ -15,9 +15,9 @@ from src.auth.dependencies import CurrentUser, OptionalUser
 from src.auth.exceptions import InvalidTokenError, TooManyAttemptsError
 from src.dependencies import PageDep, SessionDep, StorageDep
 from src.exceptions import error_responses
-from src.schemas import PageOf, Paginated
+from src.schemas import PageOf, Paginated, plain_json
 from src.study import readiness, service, visibility
-from src.study.constants import AccessRole, StudyStatus
+from src.study.constants import AccessRole, StudySort, StudyStatus
 from src.study.dependencies import (
     MEMBER_LOOKUPS,
     DraftForEditor,
@@ -60,7 +60,6 @@ from src.study.schemas import (
     StudyRead,
     StudyUpdate,
 )
-from src.study.service import StudySort
 from src.study.visibility import Scope, StudyView
 
 router = APIRouter(prefix="/studies", tags=["studies"])
@@ -68,8 +67,6 @@ router = APIRouter(prefix="/studies", tags=["studies"])
 # What a guarded route may answer before its own work: no or a bad token, a role that does not
 # allow the action, a study the caller may not see (see dependencies.py).
 GUARDED = (InvalidTokenError, ForbiddenError, StudyNotFoundError)
-# What a study list's items are read for.
-STUDY_READ_FIELDS = tuple(StudyRead.model_fields)
 
 
 def _with_etag(response: Response, view: StudyView) -> StudyView:
@@ -119,7 +116,7 @@ async def list_studies(
     ] = None,
     organism: Annotated[str | None, Query(max_length=200)] = None,
     sort: StudySort = StudySort.NEWEST,
-) -> PageOf[dict[str, Any]]:
+) -> Response:
     """Search studies: yours, all of them (reviewers, admins) or the public ones."""
     effective = visibility.resolve_scope(user, scope)
     found = await service.list_studies(
@@ -132,8 +129,9 @@ async def list_studies(
         sort=sort,
         page=page,
     )
-    # Plain values: the response model validates a page of dicts far faster than from attributes.
-    return {**found, "items": [view.values(STUDY_READ_FIELDS) for view in found["items"]]}
+    # The rows' values, typed by their columns, written once as the response model would write
+    # them (src/schemas.plain_json), not validated into models first.
+    return Response(plain_json(found), media_type="application/json")
 
 
 @router.get("/{study}", response_model=StudyRead, responses=error_responses(StudyNotFoundError))

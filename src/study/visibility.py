@@ -8,8 +8,9 @@ one caller sees it, with their role; ``Scope`` and
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
@@ -18,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from src.auth.models import User, UserRole
-from src.study.constants import AccessRole, MemberRole
+from src.study.constants import AccessRole, MemberRole, StudyStatus
 from src.study.exceptions import ForbiddenError, StudyNotFoundError
-from src.study.models import Study, StudyMember
+from src.study.models import Study, StudyMember, is_public
 
 
 @dataclass
@@ -34,14 +35,6 @@ class StudyView:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.study, name)
 
-    def values(self, names: Iterable[str]) -> dict[str, Any]:
-        """The attributes ``names`` as a dict, for a response model to validate: the loaded
-        columns straight from the study's ``__dict__`` (a long page validated from attributes
-        went through ``__getattr__`` and the ORM's descriptors for every field of every row),
-        anything else (the role, a relationship) by attribute."""
-        loaded = self.study.__dict__
-        return {name: loaded[name] if name in loaded else getattr(self, name) for name in names}
-
 
 class Scope(StrEnum):
     MINE = "mine"
@@ -53,16 +46,27 @@ def access_role(
     study: Study, user: User | None, member_role: MemberRole | None
 ) -> AccessRole | None:
     """How ``user`` relates to ``study``; None when the study is invisible to them."""
+    return role_of(study.owner_id, study.status, study.release_date, user, member_role)
+
+
+def role_of(
+    owner_id: uuid.UUID,
+    status: StudyStatus,
+    release_date: date | None,
+    user: User | None,
+    member_role: str | None,
+) -> AccessRole | None:
+    """``access_role`` on a study's plain values (a list reads rows, not models)."""
     if user is not None:
-        if study.owner_id == user.id:
+        if owner_id == user.id:
             return AccessRole.OWNER
         if member_role is not None:
-            return AccessRole(member_role.value)
+            return AccessRole(member_role)
         if user.role == UserRole.ADMIN:
             return AccessRole.ADMIN
         if user.role == UserRole.REVIEWER:
             return AccessRole.REVIEWER
-    if study.is_public():
+    if is_public(status, release_date):
         return AccessRole.PUBLIC
     return None
 

@@ -16,7 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.config import AuthConfig
 from src.auth.exceptions import InvalidTokenError
-from src.auth.jwt import AccessClaims, decode_access_token, encode_access_token
+from src.auth.jwt import (
+    AccessClaims,
+    VerifiedTokens,
+    decode_access_token,
+    encode_access_token,
+)
 from src.config import Settings
 from tests.auth.conftest import make_config
 from tests.auth.helpers import AUTH, assert_error
@@ -90,6 +95,72 @@ class TestEncodeDecode:
         )
         with pytest.raises(InvalidTokenError):
             decode_access_token(token, secret="s" * 40, config=config)
+
+
+class TestVerifiedTokens:
+    """A token is verified once, then known by its text until it expires."""
+
+    def test_a_token_is_verified_once(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        config = make_config()
+        user_id = uuid.uuid4()
+        token = encode_access_token(user_id=user_id, secret="s" * 40, config=config, generation=3)
+        decodes: list[str] = []
+        real_decode = jwt.decode
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            decodes.append(args[0])
+            return real_decode(*args, **kwargs)
+
+        monkeypatch.setattr("src.auth.jwt.jwt.decode", counting)
+        tokens = VerifiedTokens()
+        for _ in range(3):
+            claims = tokens.claims(token, secret="s" * 40, config=config)
+            assert claims == AccessClaims(user_id=user_id, generation=3)
+        assert decodes == [token]
+
+    def test_a_known_token_is_verified_again_once_it_expires(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Verified again, so refused as expired as any expired token is (tested above).
+        config = make_config()
+        token = encode_access_token(user_id=uuid.uuid4(), secret="s" * 40, config=config)
+        expires_at = jwt.decode(token, options={"verify_signature": False})["exp"]
+        decodes: list[str] = []
+        real_decode = jwt.decode
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            decodes.append(args[0])
+            return real_decode(*args, **kwargs)
+
+        monkeypatch.setattr("src.auth.jwt.jwt.decode", counting)
+        tokens = VerifiedTokens()
+        tokens.claims(token, secret="s" * 40, config=config)
+        monkeypatch.setattr("src.auth.jwt.time.time", lambda: expires_at)
+        tokens.claims(token, secret="s" * 40, config=config)
+        assert decodes == [token, token]
+
+    def test_another_secret_or_configuration_verifies_again(self) -> None:
+        config = make_config()
+        token = encode_access_token(user_id=uuid.uuid4(), secret="s" * 40, config=config)
+        tokens = VerifiedTokens()
+        tokens.claims(token, secret="s" * 40, config=config)
+        with pytest.raises(InvalidTokenError):
+            tokens.claims(token, secret="t" * 40, config=config)
+        with pytest.raises(InvalidTokenError):
+            tokens.claims(token, secret="s" * 40, config=make_config(jwt_audience="other"))
+
+    def test_invalid_tokens_are_not_kept_and_the_oldest_goes_first(self) -> None:
+        config = make_config()
+        tokens = VerifiedTokens(size=2)
+        issued = [
+            encode_access_token(user_id=uuid.uuid4(), secret="s" * 40, config=config)
+            for _ in range(3)
+        ]
+        with pytest.raises(InvalidTokenError):
+            tokens.claims("not.a.token", secret="s" * 40, config=config)
+        for token in issued:
+            tokens.claims(token, secret="s" * 40, config=config)
+        assert list(tokens._verified) == issued[1:]
 
 
 class TestGenerationClaim:

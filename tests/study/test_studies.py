@@ -8,15 +8,18 @@ from datetime import timedelta
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import TypeAdapter
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User, UserRole
 from src.config import Settings
 from src.database import today
+from src.schemas import Paginated
 from src.study.config import StudyConfig
 from src.study.constants import FileStatus, MemberRole, ReadKind, StudyStatus
 from src.study.models import Sample, SampleFile, Study, StudyEvent
+from src.study.schemas import StudyRead
 from tests.factories import auth_headers, create_user
 from tests.study.concurrency import create_concurrently
 from tests.study.factories import add_file, add_member, create_study, names_digest
@@ -258,6 +261,86 @@ class TestListStudies:
         assert (page["page"], page["page_size"], len(page["items"])) == (2, 2, 1)
         refused = await client.get(API, headers=headers, params={"page_size": 101})
         assert (refused.status_code, refused.json()["code"]) == (422, "VALIDATION_ERROR")
+
+    async def test_totals_and_roles_in_every_scope(
+        self, client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+    ) -> None:
+        alice = await create_user(session)
+        bob = await create_user(session)
+        reviewer = await create_user(session, role=UserRole.REVIEWER)
+        draft = await create_study(session, owner=alice, title="alice draft")
+        published = await create_study(
+            session, owner=alice, title="alice public", status=StudyStatus.PUBLISHED
+        )
+        shared = await create_study(session, owner=bob, title="bob shares")
+        await add_member(session, study=shared, user=alice, role=MemberRole.EDITOR)
+        await create_study(session, owner=bob, title="bob alone")
+
+        async def listed(headers: dict[str, str], **params: str | int) -> dict[str, object]:
+            response = await client.get(API, headers=headers, params=params)
+            assert response.status_code == 200, response.text
+            body: dict[str, object] = response.json()
+            return body
+
+        def roles(page: dict[str, object]) -> dict[str, str]:
+            items = page["items"]
+            assert isinstance(items, list)
+            return {item["accession"]: item["my_role"] for item in items}
+
+        as_alice = auth_headers(settings, alice)
+        everything = await listed(as_alice, page_size=100)
+        assert everything["total"] == 3
+        assert roles(everything) == {
+            draft.accession: "owner",
+            published.accession: "owner",
+            shared.accession: "editor",
+        }
+        # Every page of a list tells the same total, a page past the end too.
+        for number, expected in ((1, 2), (2, 1), (3, 0)):
+            page = await listed(as_alice, page_size=2, page=number)
+            assert (page["total"], len(page["items"])) == (3, expected)  # type: ignore[arg-type]
+        # The owner of a public study is still its owner in the public list.
+        assert roles(await listed(as_alice, scope="public"))[published.accession] == "owner"
+        anonymous = await listed({}, page_size=100)
+        assert roles(anonymous)[published.accession] == "public"
+        assert set(roles(anonymous).values()) == {"public"}
+        assert anonymous["total"] == len(roles(anonymous))
+        past_end = await listed({}, page_size=100, page=2)
+        assert (past_end["total"], past_end["items"]) == (anonymous["total"], [])
+        every = await listed(auth_headers(settings, reviewer), scope="all", page_size=100)
+        assert every["total"] == len(roles(every))
+        assert set(roles(every).values()) == {"reviewer"}
+        searched = await listed(auth_headers(settings, reviewer), scope="all", q="alice")
+        assert (searched["total"], len(searched["items"])) == (2, 2)  # type: ignore[arg-type]
+
+    async def test_the_page_is_written_as_its_response_model_writes_it(
+        self, client: httpx.AsyncClient, session: AsyncSession, settings: Settings, owner: User
+    ) -> None:
+        # The list writes its rows' values itself (src/schemas.plain_json), not through the
+        # response model: every byte must be what the model would have written.
+        other = await create_user(session)
+        await create_study(
+            session,
+            owner=owner,
+            title='Zébrafish "fin" \\ 中文 😀 </script>',
+            description="Line one\nline two\ttabbed\r\nend",
+            authors=["O'Brien", "Ünïcode"],
+            samples=2,
+            files=True,
+            status=StudyStatus.PUBLISHED,
+            release_date=today() - timedelta(days=1),
+        )
+        shared = await create_study(session, owner=other, title="shared with the owner")
+        await add_member(session, study=shared, user=owner, role=MemberRole.VIEWER)
+        await create_study(session, owner=owner, status=StudyStatus.IN_REVIEW)
+        adapter = TypeAdapter(Paginated[StudyRead])
+        for params in ({}, {"page_size": 2, "page": 2}, {"page": 9}, {"q": "zébrafish"}):
+            response = await client.get(API, headers=auth_headers(settings, owner), params=params)
+            assert response.status_code == 200, response.text
+            assert response.headers["content-type"] == "application/json"
+            assert adapter.dump_json(adapter.validate_json(response.content)) == response.content
+        page = adapter.validate_json(response.content)
+        assert [(item.total_bytes > 0, item.my_role) for item in page.items] == [(True, "owner")]
 
     async def test_organism_and_status_filters(
         self, client: httpx.AsyncClient, session: AsyncSession, settings: Settings, owner: User
