@@ -124,44 +124,38 @@ def _member_studies(viewer: Viewer) -> list[ColumnElement[bool]]:
 async def _counts(
     session: AsyncSession, viewer: Viewer
 ) -> tuple[StudyCounts, int, FileCounts, int, int, int]:
-    """Studies by status and the sums of their kept counters, in one statement, without
-    visiting the studies one owns: their totals are the owners' kept rows (``owner_total``,
-    study/counters.py), all of them for scope=all, the caller's otherwise; to the caller's are
-    added the studies they are a member of (a few rows, by the membership index). Embargoed
-    studies are counted by the partial index of published studies' release dates."""
+    """Studies by status and the sums of their kept counters, without visiting the studies one
+    owns: their totals are the owners' kept rows (``owner_total``, study/counters.py), all of
+    them for scope=all, the caller's otherwise, to which the studies they are a member of are
+    added (a few rows, by the membership index). Embargoed studies are counted by the partial
+    index of published studies' release dates."""
     owners = cast(Table, OwnerTotal.__table__)
+    # An aggregate: one row, zeros for a caller who owns nothing.
+    kept = [func.coalesce(func.sum(owners.c[name]), 0) for name in counters.OWNER_COLUMNS]
+    member: list[Any] = [0] * len(counters.OWNER_COLUMNS)
     if viewer.scope == DashboardScope.ALL:
-        kept = select(*(func.sum(owners.c[name]) for name in counters.OWNER_COLUMNS))
-        embargoed = counters.embargoed_count()
-        member: list[Any] = [0] * len(counters.OWNER_COLUMNS)
+        statement = select(*kept, counters.embargoed_count())
     else:
-        kept = select(*(owners.c[name] for name in counters.OWNER_COLUMNS)).where(
+        mine = or_(Study.owner_id == viewer.user.id, and_(*_member_studies(viewer)))
+        statement = select(*kept, counters.embargoed_count(mine)).where(
             owners.c.owner_id == viewer.user.id
-        )
-        embargoed = counters.embargoed_count(
-            or_(Study.owner_id == viewer.user.id, and_(*_member_studies(viewer)))
         )
         by_status = (
             func.count().filter(Study.status == status) for status in counters.STATUS_COLUMNS
         )
-        sums = (func.sum(getattr(Study, name)) for name in counters.COLUMNS)
-        member = list(
-            (await session.execute(select(*by_status, *sums).where(*_member_studies(viewer)))).one()
-        )
-    row = (await session.execute(select(kept.subquery(), embargoed))).one_or_none()
-    owned = list(row[:-1]) if row is not None else [0] * len(counters.OWNER_COLUMNS)
-    embargoed_count = int(row[-1]) if row is not None else 0
+        sums = (func.coalesce(func.sum(getattr(Study, name)), 0) for name in counters.COLUMNS)
+        joined = select(*by_status, *sums).where(*_member_studies(viewer))
+        member = list((await session.execute(joined)).one())
+    *owned, embargoed_count = (await session.execute(statement)).one()
     values = {
-        name: int(own or 0) + int(other or 0)
+        name: int(own) + int(other)
         for name, own, other in zip(counters.OWNER_COLUMNS, owned, member, strict=True)
     }
-    if row is None:
-        embargoed_count = int((await session.execute(select(embargoed))).scalar_one())
     draft, in_review, published = (values[name] for name in counters.STATUS_COLUMNS.values())
     studies = StudyCounts(
         total=draft + in_review + published,
         by_status=StudiesByStatus(draft=draft, in_review=in_review, published=published),
-        embargoed=embargoed_count,
+        embargoed=int(embargoed_count),
     )
     valid, invalid = values["valid_file_count"], values["invalid_file_count"]
     files = FileCounts(
