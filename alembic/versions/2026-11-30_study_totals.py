@@ -1,13 +1,13 @@
-"""study_total and owner_total: totals over many studies, kept as the studies change.
+"""study_total, release_total, owner_total: totals over many studies, kept as they change.
 
 Two answers counted every matching study on every call, a cost that grew with the data (at 1M
 studies on PostgreSQL): the public list's ``total`` (0.94 s) and a caller's dashboard summary,
 which added up the kept counters of every study they own (0.76 s for an owner of 100k).
 
 - ``study_total`` holds the number of studies ever published (none is unpublished or deleted
-  once published), added to by the publishing transaction; the public total is that number less
-  the published studies whose release date is still to come, found by a partial index on the
-  release date of published studies.
+  once published), added to by the publishing transaction, and ``release_total`` the published
+  ones per release date (a published study's release date never changes): the public total is
+  the first less the second's sum over the dates still to come.
 - ``owner_total`` holds, per owner, their studies by status and the sums of the studies' kept
   counters, changed by the same statements that change a study's status or counters.
 
@@ -54,10 +54,21 @@ def upgrade() -> None:
         "INSERT INTO study_total (name, value) "
         "SELECT 'published', count(*) FROM study WHERE status = 'published'"
     )
+    op.create_table(
+        "release_total",
+        sa.Column("release_date", sa.Date(), nullable=False),
+        sa.Column("published_count", sa.BigInteger(), server_default="0", nullable=False),
+        sa.PrimaryKeyConstraint("release_date", name=op.f("pk_release_total")),
+    )
+    op.execute(
+        "INSERT INTO release_total (release_date, published_count) "
+        "SELECT release_date, count(*) FROM study "
+        "WHERE status = 'published' AND release_date IS NOT NULL GROUP BY release_date"
+    )
     op.create_index(
-        "ix_study_published_release_date",
+        "ix_study_published_owner_id_release_date",
         "study",
-        ["release_date"],
+        ["owner_id", "release_date"],
         postgresql_where=sa.text(PUBLISHED_ONLY),
         sqlite_where=sa.text(PUBLISHED_ONLY),
     )
@@ -94,5 +105,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("owner_total")
-    op.drop_index("ix_study_published_release_date", table_name="study")
+    op.drop_index("ix_study_published_owner_id_release_date", table_name="study")
+    op.drop_table("release_total")
     op.drop_table("study_total")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, Table, and_, distinct, func, or_, select, union
+from sqlalchemy import ColumnElement, Select, Table, distinct, func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User, UserRole
@@ -134,12 +134,12 @@ async def _counts(
     kept = [func.coalesce(func.sum(owners.c[name]), 0) for name in counters.OWNER_COLUMNS]
     member: list[Any] = [0] * len(counters.OWNER_COLUMNS)
     if viewer.scope == DashboardScope.ALL:
-        statement = select(*kept, counters.embargoed_count())
+        statement = select(*kept, counters.embargoed_total())
     else:
-        mine = or_(Study.owner_id == viewer.user.id, and_(*_member_studies(viewer)))
-        statement = select(*kept, counters.embargoed_count(mine)).where(
-            owners.c.owner_id == viewer.user.id
-        )
+        embargoed = counters.embargoed_count(
+            Study.owner_id == viewer.user.id
+        ) + counters.embargoed_count(*_member_studies(viewer))
+        statement = select(*kept, embargoed).where(owners.c.owner_id == viewer.user.id)
         by_status = (
             func.count().filter(Study.status == status) for status in counters.STATUS_COLUMNS
         )

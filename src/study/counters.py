@@ -44,7 +44,7 @@ from sqlalchemy.sql.expression import Executable
 
 from src.database import today, utcnow
 from src.study.constants import PUBLISHED_TOTAL, FileStatus, StudyStatus
-from src.study.models import OwnerTotal, Sample, SampleFile, Study, StudyTotal
+from src.study.models import OwnerTotal, ReleaseTotal, Sample, SampleFile, Study, StudyTotal
 
 # The maintained columns, in the order of ``Tally``'s fields.
 COLUMNS: tuple[str, ...] = (
@@ -218,6 +218,12 @@ STATUS_COLUMNS: dict[StudyStatus, str] = {
 }
 OWNER_COLUMNS: tuple[str, ...] = (*STATUS_COLUMNS.values(), *COLUMNS)
 _OWNER_TABLE = cast(Table, OwnerTotal.__table__)
+_RELEASE_TABLE = cast(Table, ReleaseTotal.__table__)
+
+
+def _upsert(session: AsyncSession) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT DO UPDATE (PostgreSQL and SQLite)."""
+    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 async def add_to_owner(
@@ -238,7 +244,7 @@ async def add_to_owner(
     if not values:
         return
     table = _OWNER_TABLE
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = _upsert(session)
     statement = insert(table).values(owner_id=owner_id, **values)
     await session.execute(
         statement.on_conflict_do_update(
@@ -259,17 +265,34 @@ async def study_created(session: AsyncSession, *, owner_id: uuid.UUID, samples: 
 
 
 async def status_changed(
-    session: AsyncSession, *, owner_id: uuid.UUID, old: StudyStatus, new: StudyStatus
+    session: AsyncSession,
+    *,
+    owner_id: uuid.UUID,
+    old: StudyStatus,
+    new: StudyStatus,
+    release_date: date | None = None,
 ) -> None:
     """A study went from ``old`` to ``new``, in the transaction that moved it. Publishing
-    also counts one more published study: publishing is rare (a reviewer's decision), so that
-    one row is no point of contention."""
+    also counts one more published study, and one more for its release date if it has one
+    (which never changes once published): publishing is rare (a reviewer's decision), so those
+    rows are no point of contention."""
     await add_to_owner(session, owner_id=owner_id, statuses={old: -1, new: 1})
-    if new == StudyStatus.PUBLISHED:
+    if new != StudyStatus.PUBLISHED:
+        return
+    await session.execute(
+        update(StudyTotal)
+        .where(StudyTotal.name == PUBLISHED_TOTAL)
+        .values(value=StudyTotal.value + 1)
+    )
+    if release_date is not None:
+        table = _RELEASE_TABLE
+        insert = _upsert(session)
+        statement = insert(table).values(release_date=release_date, published_count=1)
         await session.execute(
-            update(StudyTotal)
-            .where(StudyTotal.name == PUBLISHED_TOTAL)
-            .values(value=StudyTotal.value + 1)
+            statement.on_conflict_do_update(
+                index_elements=[table.c.release_date],
+                set_={"published_count": table.c.published_count + 1},
+            )
         )
 
 
@@ -297,10 +320,9 @@ async def delete_study(session: AsyncSession, *, study_id: uuid.UUID) -> None:
 def embargoed_count(
     *where: ColumnElement[bool], on: ColumnElement[date] | None = None
 ) -> ColumnElement[int]:
-    """The number of published studies (matching ``where``) whose release date is still to
-    come on ``on`` (today by default; a bound parameter in a statement built once), by the
-    partial index on the release date of published studies: few rows, whatever the size of the
-    table."""
+    """The number of published studies matching ``where`` (one owner's, say: by the partial
+    index of published studies' owner and release date) whose release date is still to come
+    on ``on`` (today by default; a bound parameter in a statement built once)."""
     day: Any = today() if on is None else on
     return (
         select(func.count())
@@ -310,11 +332,24 @@ def embargoed_count(
     )
 
 
+def embargoed_total(*, on: ColumnElement[date] | None = None) -> ColumnElement[int]:
+    """The number of published studies whose release date is still to come on ``on``, from the
+    kept number per release date: a sum over the coming dates, not a count of studies."""
+    day: Any = today() if on is None else on
+    table = _RELEASE_TABLE
+    coming = (
+        select(func.sum(table.c.published_count))
+        .where(table.c.release_date > day)
+        .scalar_subquery()
+    )
+    return sql_cast(func.coalesce(coming, 0), BigInteger)
+
+
 def public_total_expression(*, on: ColumnElement[date] | None = None) -> ColumnElement[int]:
     """The number of public studies (``Study.public_clause``) without counting them: the kept
     number of published studies less those under embargo."""
     return (
-        select(StudyTotal.value - embargoed_count(on=on))
+        select(StudyTotal.value - embargoed_total(on=on))
         .where(StudyTotal.name == PUBLISHED_TOTAL)
         .scalar_subquery()
     )
@@ -364,6 +399,16 @@ def _published_count() -> ColumnElement[int]:
     )
 
 
+def _release_recount() -> Select[Any]:
+    """Published studies per release date, counted: release_date, published_count."""
+    table = _STUDY_TABLE
+    return (
+        select(table.c.release_date, func.count())
+        .where(table.c.status == StudyStatus.PUBLISHED, table.c.release_date.is_not(None))
+        .group_by(table.c.release_date)
+    )
+
+
 def _owner_recount() -> Select[Any]:
     """Each owner's totals counted from their studies: owner_id, then OWNER_COLUMNS."""
     table = _STUDY_TABLE
@@ -390,6 +435,19 @@ async def find_total_drift(session: AsyncSession) -> list[TotalDrift]:
                 PUBLISHED_TOTAL, {"value": int(kept_published)}, {"value": int(counted_published)}
             )
         )
+    release = _RELEASE_TABLE
+    kept_dates = {
+        str(day): int(count)
+        for day, count in (
+            await session.execute(select(release.c.release_date, release.c.published_count))
+        ).all()
+        if count
+    }
+    counted_dates = {
+        str(day): int(count) for day, count in (await session.execute(_release_recount())).all()
+    }
+    if kept_dates != counted_dates:
+        drifts.append(TotalDrift("release dates", kept_dates, counted_dates))
     zero = dict.fromkeys(OWNER_COLUMNS, 0)
     counted = {
         row[0]: dict(zip(OWNER_COLUMNS, map(int, row[1:]), strict=True))
@@ -423,6 +481,10 @@ def totals_repair_statements() -> list[Executable]:
         .values(value=_published_count()),
         delete(table),
         insert_into(table).from_select(["owner_id", *OWNER_COLUMNS], _owner_recount()),
+        delete(_RELEASE_TABLE),
+        insert_into(_RELEASE_TABLE).from_select(
+            ["release_date", "published_count"], _release_recount()
+        ),
     ]
 
 

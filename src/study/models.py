@@ -88,8 +88,18 @@ class OwnerTotal(Base):
     valid_base_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
-# Published studies, by release date: the ones still under embargo are few, and the public
-# total subtracts them from the kept number of published studies.
+class ReleaseTotal(Base):
+    """Published studies per release date (those that have one), kept by the publishing
+    transaction (study/counters.py): the public total subtracts the ones whose date is still to
+    come, a sum over the coming dates rather than a count of the studies."""
+
+    __tablename__ = "release_total"
+
+    release_date: Mapped[date] = mapped_column(primary_key=True)
+    published_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+# An owner's published studies by release date: their embargoed ones, for their dashboard.
 PUBLISHED_ONLY = "status = 'published'"
 
 
@@ -103,7 +113,8 @@ class Study(UUIDPrimaryKey, Timestamps, Base):
         # The review queue: studies in review, oldest submission first.
         Index("ix_study_status_submitted_at", "status", "submitted_at"),
         Index(
-            "ix_study_published_release_date",
+            "ix_study_published_owner_id_release_date",
+            "owner_id",
             "release_date",
             postgresql_where=text(PUBLISHED_ONLY),
             sqlite_where=text(PUBLISHED_ONLY),

@@ -462,7 +462,11 @@ async def submit(
         )
     await session.flush()
     await counters.status_changed(
-        session, owner_id=study.owner_id, old=StudyStatus.DRAFT, new=study.status
+        session,
+        owner_id=study.owner_id,
+        old=StudyStatus.DRAFT,
+        new=study.status,
+        release_date=study.release_date,
     )
     await end_uploads(session, storage=storage, where=Upload.study_id == study.id)
     return study
@@ -504,7 +508,11 @@ async def review(
     record_event(session, study=study, actor=actor, action=action, detail={"comment": comment})
     await session.flush()
     await counters.status_changed(
-        session, owner_id=study.owner_id, old=StudyStatus.IN_REVIEW, new=study.status
+        session,
+        owner_id=study.owner_id,
+        old=StudyStatus.IN_REVIEW,
+        new=study.status,
+        release_date=study.release_date,
     )
     return study
 

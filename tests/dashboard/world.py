@@ -260,7 +260,11 @@ async def build_world(session: AsyncSession) -> World:
     accessions: dict[str, str] = {}
     for spec in specs:
         study = await create_study(
-            session, owner=users[spec.owner], title=f"Study {spec.key}", status=spec.status
+            session,
+            owner=users[spec.owner],
+            title=f"Study {spec.key}",
+            status=spec.status,
+            release_date=spec.release_date,
         )
         ids[spec.key], accessions[spec.key] = study.id, study.accession
         await session.execute(
@@ -270,7 +274,6 @@ async def build_world(session: AsyncSession) -> World:
                 created_at=spec.created_at,
                 submitted_at=spec.submitted_at,
                 published_at=spec.published_at,
-                release_date=spec.release_date,
             )
         )
         for member, member_role in spec.members.items():

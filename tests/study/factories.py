@@ -52,7 +52,11 @@ async def create_study(
         await session.execute(update(Study).where(Study.id == study.id).values(**values))
         if status != StudyStatus.DRAFT:
             await counters.status_changed(
-                session, owner_id=owner.id, old=StudyStatus.DRAFT, new=status
+                session,
+                owner_id=owner.id,
+                old=StudyStatus.DRAFT,
+                new=status,
+                release_date=release_date,
             )
         await session.refresh(study)
     await session.flush()

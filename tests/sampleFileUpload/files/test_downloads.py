@@ -64,7 +64,11 @@ async def publish(session: AsyncSession, study: Study) -> None:
         update(Study).where(Study.id == study.id).values(status=StudyStatus.PUBLISHED)
     )
     await counters.status_changed(
-        session, owner_id=study.owner_id, old=study.status, new=StudyStatus.PUBLISHED
+        session,
+        owner_id=study.owner_id,
+        old=study.status,
+        new=StudyStatus.PUBLISHED,
+        release_date=study.release_date,
     )
 
 
