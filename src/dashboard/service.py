@@ -41,9 +41,22 @@ from src.dashboard.schemas import (
 )
 from src.dashboard.utils import PeriodWindow, next_start, period_start, periods
 from src.database import utcnow
-from src.study import counters
-from src.study.constants import FileStatus, StudyStatus
-from src.study.models import OwnerTotal, Sample, SampleFile, Study, StudyEvent, StudyMember
+from src.study.constants import (
+    COUNTER_COLUMNS,
+    OWNER_COLUMNS,
+    OWNER_STATUS_COLUMNS,
+    FileStatus,
+    StudyStatus,
+)
+from src.study.models import (
+    OwnerTotal,
+    ReleaseTotal,
+    Sample,
+    SampleFile,
+    Study,
+    StudyEvent,
+    StudyMember,
+)
 
 
 @dataclass(frozen=True)
@@ -131,27 +144,28 @@ async def _counts(
     index of published studies' release dates."""
     owners = cast(Table, OwnerTotal.__table__)
     # An aggregate: one row, zeros for a caller who owns nothing.
-    kept = [func.coalesce(func.sum(owners.c[name]), 0) for name in counters.OWNER_COLUMNS]
-    member: list[Any] = [0] * len(counters.OWNER_COLUMNS)
+    kept = [func.coalesce(func.sum(owners.c[name]), 0) for name in OWNER_COLUMNS]
+    member: list[Any] = [0] * len(OWNER_COLUMNS)
     if viewer.scope == DashboardScope.ALL:
-        statement = select(*kept, counters.embargoed_total())
+        statement = select(*kept, ReleaseTotal.coming())
     else:
-        embargoed = counters.embargoed_count(
-            Study.owner_id == viewer.user.id
-        ) + counters.embargoed_count(*_member_studies(viewer))
-        statement = select(*kept, embargoed).where(owners.c.owner_id == viewer.user.id)
-        by_status = (
-            func.count().filter(Study.status == status) for status in counters.STATUS_COLUMNS
-        )
-        sums = (func.coalesce(func.sum(getattr(Study, name)), 0) for name in counters.COLUMNS)
+
+        def embargoed(*where: ColumnElement[bool]) -> ColumnElement[int]:
+            return select(func.count()).where(Study.embargoed_clause(), *where).scalar_subquery()
+
+        # The caller's own by the partial index of published studies' owner and release date.
+        both = embargoed(Study.owner_id == viewer.user.id) + embargoed(*_member_studies(viewer))
+        statement = select(*kept, both).where(owners.c.owner_id == viewer.user.id)
+        by_status = (func.count().filter(Study.status == status) for status in OWNER_STATUS_COLUMNS)
+        sums = (func.coalesce(func.sum(getattr(Study, name)), 0) for name in COUNTER_COLUMNS)
         joined = select(*by_status, *sums).where(*_member_studies(viewer))
         member = list((await session.execute(joined)).one())
     *owned, embargoed_count = (await session.execute(statement)).one()
     values = {
         name: int(own) + int(other)
-        for name, own, other in zip(counters.OWNER_COLUMNS, owned, member, strict=True)
+        for name, own, other in zip(OWNER_COLUMNS, owned, member, strict=True)
     }
-    draft, in_review, published = (values[name] for name in counters.STATUS_COLUMNS.values())
+    draft, in_review, published = (values[name] for name in OWNER_STATUS_COLUMNS.values())
     studies = StudyCounts(
         total=draft + in_review + published,
         by_status=StudiesByStatus(draft=draft, in_review=in_review, published=published),

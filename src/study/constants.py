@@ -117,6 +117,24 @@ ACCESSION_COUNTER = "study"
 # The study_total row holding how many studies were ever published (none is unpublished or
 # deleted after): the public total is that minus the published ones still under embargo.
 PUBLISHED_TOTAL = "published"
+# The counts kept on each study row and summed per owner (study/counters.py).
+COUNTER_COLUMNS: tuple[str, ...] = (
+    "sample_count",
+    "file_count",
+    "total_bytes",
+    "valid_file_count",
+    "invalid_file_count",
+    "valid_bytes",
+    "valid_read_count",
+    "valid_base_count",
+)
+# An owner's number of studies in each status, columns of owner_total (study/counters.py).
+OWNER_STATUS_COLUMNS: dict[StudyStatus, str] = {
+    StudyStatus.DRAFT: "draft_count",
+    StudyStatus.IN_REVIEW: "in_review_count",
+    StudyStatus.PUBLISHED: "published_count",
+}
+OWNER_COLUMNS: tuple[str, ...] = (*OWNER_STATUS_COLUMNS.values(), *COUNTER_COLUMNS)
 
 
 # The orders of a study list (``?sort=``); no docstring, which would enter the API document.

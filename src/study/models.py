@@ -25,7 +25,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    cast,
+    func,
     or_,
+    select,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -98,6 +101,15 @@ class ReleaseTotal(Base):
     release_date: Mapped[date] = mapped_column(primary_key=True)
     published_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
+    @classmethod
+    def coming(cls, on: ColumnElement[date] | None = None) -> ColumnElement[int]:
+        """The number of published studies whose release date is still to come on ``on`` (today
+        by default; a bound parameter in a statement built once): a sum over the coming dates,
+        an integer on every database (PostgreSQL's sum of bigints is numeric)."""
+        day: Any = today() if on is None else on
+        coming = select(func.sum(cls.published_count)).where(cls.release_date > day)
+        return cast(func.coalesce(coming.scalar_subquery(), 0), BigInteger)
+
 
 # An owner's published studies by release date: their embargoed ones, for their dashboard.
 PUBLISHED_ONLY = "status = 'published'"
@@ -168,6 +180,12 @@ class Study(UUIDPrimaryKey, Timestamps, Base):
     # on it, and the dashboard counts public studies with it.
     def is_public(self) -> bool:
         return is_public(self.status, self.release_date)
+
+    @classmethod
+    def embargoed_clause(cls, on: ColumnElement[date] | None = None) -> ColumnElement[bool]:
+        """Published, with a release date still to come on ``on`` (today by default)."""
+        day: Any = today() if on is None else on
+        return and_(cls.status == StudyStatus.PUBLISHED, cls.release_date > day)
 
     @classmethod
     def public_clause(cls, columns: Any = None, *, on: Any = None) -> ColumnElement[bool]:
