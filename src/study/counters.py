@@ -42,21 +42,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.expression import Executable
 
-from src.database import today, utcnow
-from src.study.constants import PUBLISHED_TOTAL, FileStatus, StudyStatus
+from src.database import utcnow
+from src.study.constants import (
+    COUNTER_COLUMNS,
+    OWNER_COLUMNS,
+    OWNER_STATUS_COLUMNS,
+    PUBLISHED_TOTAL,
+    FileStatus,
+    StudyStatus,
+)
 from src.study.models import OwnerTotal, ReleaseTotal, Sample, SampleFile, Study, StudyTotal
 
 # The maintained columns, in the order of ``Tally``'s fields.
-COLUMNS: tuple[str, ...] = (
-    "sample_count",
-    "file_count",
-    "total_bytes",
-    "valid_file_count",
-    "invalid_file_count",
-    "valid_bytes",
-    "valid_read_count",
-    "valid_base_count",
-)
+COLUMNS = COUNTER_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -211,12 +209,7 @@ async def remove_files(
 # Totals over many studies: the number of published ones, and each owner's.
 
 # The owner_total column of each status.
-STATUS_COLUMNS: dict[StudyStatus, str] = {
-    StudyStatus.DRAFT: "draft_count",
-    StudyStatus.IN_REVIEW: "in_review_count",
-    StudyStatus.PUBLISHED: "published_count",
-}
-OWNER_COLUMNS: tuple[str, ...] = (*STATUS_COLUMNS.values(), *COLUMNS)
+STATUS_COLUMNS = OWNER_STATUS_COLUMNS
 _OWNER_TABLE = cast(Table, OwnerTotal.__table__)
 _RELEASE_TABLE = cast(Table, ReleaseTotal.__table__)
 
@@ -323,26 +316,13 @@ def embargoed_count(
     """The number of published studies matching ``where`` (one owner's, say: by the partial
     index of published studies' owner and release date) whose release date is still to come
     on ``on`` (today by default; a bound parameter in a statement built once)."""
-    day: Any = today() if on is None else on
-    return (
-        select(func.count())
-        .select_from(Study)
-        .where(Study.status == StudyStatus.PUBLISHED, Study.release_date > day, *where)
-        .scalar_subquery()
-    )
+    return select(func.count()).where(Study.embargoed_clause(on), *where).scalar_subquery()
 
 
 def embargoed_total(*, on: ColumnElement[date] | None = None) -> ColumnElement[int]:
     """The number of published studies whose release date is still to come on ``on``, from the
     kept number per release date: a sum over the coming dates, not a count of studies."""
-    day: Any = today() if on is None else on
-    table = _RELEASE_TABLE
-    coming = (
-        select(func.sum(table.c.published_count))
-        .where(table.c.release_date > day)
-        .scalar_subquery()
-    )
-    return sql_cast(func.coalesce(coming, 0), BigInteger)
+    return ReleaseTotal.coming(on)
 
 
 def public_total_expression(*, on: ColumnElement[date] | None = None) -> ColumnElement[int]:
