@@ -140,26 +140,30 @@ async def _counts(
     """Studies by status and the sums of their kept counters, without visiting the studies one
     owns: their totals are the owners' kept rows (``owner_total``, study/counters.py), all of
     them for scope=all, the caller's otherwise, to which the studies they are a member of are
-    added (a few rows, by the membership index). Embargoed studies are counted by the partial
-    index of published studies' release dates."""
+    added (a few rows, by the membership index, in one statement with their embargoed ones).
+    The caller's own embargoed studies are counted by a partial index, all of them from the
+    kept number per release date."""
     owners = cast(Table, OwnerTotal.__table__)
     # An aggregate: one row, zeros for a caller who owns nothing.
     kept = [func.coalesce(func.sum(owners.c[name]), 0) for name in OWNER_COLUMNS]
     member: list[Any] = [0] * len(OWNER_COLUMNS)
+    member_embargoed = 0
     if viewer.scope == DashboardScope.ALL:
         statement = select(*kept, ReleaseTotal.coming())
     else:
-
-        def embargoed(*where: ColumnElement[bool]) -> ColumnElement[int]:
-            return select(func.count()).where(Study.embargoed_clause(), *where).scalar_subquery()
-
-        # The caller's own by the partial index of published studies' owner and release date.
-        both = embargoed(Study.owner_id == viewer.user.id) + embargoed(*_member_studies(viewer))
-        statement = select(*kept, both).where(owners.c.owner_id == viewer.user.id)
+        # The caller's own embargoed studies by the partial index of published studies' owner
+        # and release date.
+        own_embargoed = (
+            select(func.count())
+            .where(Study.embargoed_clause(), Study.owner_id == viewer.user.id)
+            .scalar_subquery()
+        )
+        statement = select(*kept, own_embargoed).where(owners.c.owner_id == viewer.user.id)
         by_status = (func.count().filter(Study.status == status) for status in OWNER_STATUS_COLUMNS)
         sums = (func.coalesce(func.sum(getattr(Study, name)), 0) for name in COUNTER_COLUMNS)
-        joined = select(*by_status, *sums).where(*_member_studies(viewer))
-        member = list((await session.execute(joined)).one())
+        embargoed = func.count().filter(Study.embargoed_clause())
+        joined = select(*by_status, *sums, embargoed).where(*_member_studies(viewer))
+        *member, member_embargoed = (await session.execute(joined)).one()
     *owned, embargoed_count = (await session.execute(statement)).one()
     values = {
         name: int(own) + int(other)
@@ -169,7 +173,7 @@ async def _counts(
     studies = StudyCounts(
         total=draft + in_review + published,
         by_status=StudiesByStatus(draft=draft, in_review=in_review, published=published),
-        embargoed=int(embargoed_count),
+        embargoed=int(embargoed_count) + int(member_embargoed),
     )
     valid, invalid = values["valid_file_count"], values["invalid_file_count"]
     files = FileCounts(

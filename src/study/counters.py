@@ -208,8 +208,6 @@ async def remove_files(
 # ---------------------------------------------------------------------------------------------
 # Totals over many studies: the number of published ones, and each owner's.
 
-# The owner_total column of each status.
-STATUS_COLUMNS = OWNER_STATUS_COLUMNS
 _OWNER_TABLE = cast(Table, OwnerTotal.__table__)
 _RELEASE_TABLE = cast(Table, ReleaseTotal.__table__)
 
@@ -232,7 +230,7 @@ async def add_to_owner(
     values = {name: value for name, value in (tally or Tally()).as_dict().items() if value}
     for status, count in (statuses or {}).items():
         if count:
-            column = STATUS_COLUMNS[status]
+            column = OWNER_STATUS_COLUMNS[status]
             values[column] = values.get(column, 0) + count
     if not values:
         return
@@ -310,26 +308,11 @@ async def delete_study(session: AsyncSession, *, study_id: uuid.UUID) -> None:
     )
 
 
-def embargoed_count(
-    *where: ColumnElement[bool], on: ColumnElement[date] | None = None
-) -> ColumnElement[int]:
-    """The number of published studies matching ``where`` (one owner's, say: by the partial
-    index of published studies' owner and release date) whose release date is still to come
-    on ``on`` (today by default; a bound parameter in a statement built once)."""
-    return select(func.count()).where(Study.embargoed_clause(on), *where).scalar_subquery()
-
-
-def embargoed_total(*, on: ColumnElement[date] | None = None) -> ColumnElement[int]:
-    """The number of published studies whose release date is still to come on ``on``, from the
-    kept number per release date: a sum over the coming dates, not a count of studies."""
-    return ReleaseTotal.coming(on)
-
-
 def public_total_expression(*, on: ColumnElement[date] | None = None) -> ColumnElement[int]:
     """The number of public studies (``Study.public_clause``) without counting them: the kept
     number of published studies less those under embargo."""
     return (
-        select(StudyTotal.value - embargoed_total(on=on))
+        select(StudyTotal.value - ReleaseTotal.coming(on))
         .where(StudyTotal.name == PUBLISHED_TOTAL)
         .scalar_subquery()
     )
@@ -359,8 +342,9 @@ async def public_total(session: AsyncSession) -> int:
 
 @dataclass(frozen=True)
 class TotalDrift:
-    """A kept total over many studies (``name``: ``published``, or ``owner <id>``) that is not
-    what a count gives; ``kept`` and ``counted`` hold each of its values."""
+    """A kept total over many studies (``name``: ``published``, ``release dates`` or
+    ``owner <id>``) that is not what a count gives; ``kept`` and ``counted`` hold each of its
+    values."""
 
     name: str
     kept: dict[str, int]
@@ -394,15 +378,16 @@ def _owner_recount() -> Select[Any]:
     table = _STUDY_TABLE
     by_status = (
         func.coalesce(func.sum(case((table.c.status == status, 1), else_=0)), 0)
-        for status in STATUS_COLUMNS
+        for status in OWNER_STATUS_COLUMNS
     )
     sums = (func.coalesce(func.sum(table.c[name]), 0) for name in COLUMNS)
     return select(table.c.owner_id, *by_status, *sums).group_by(table.c.owner_id)
 
 
 async def find_total_drift(session: AsyncSession) -> list[TotalDrift]:
-    """The kept number of published studies and every owner's totals against a count (empty
-    when they all agree; an owner without studies agrees when their row is all zeros)."""
+    """The kept number of published studies, the published ones per release date and every
+    owner's totals against a count (empty when they all agree; an owner without studies agrees
+    when their row is all zeros, a date without studies when it holds none)."""
     drifts: list[TotalDrift] = []
     kept_published, counted_published = (
         await session.execute(
