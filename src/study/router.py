@@ -16,7 +16,7 @@ from src.auth.exceptions import InvalidTokenError, TooManyAttemptsError
 from src.dependencies import PageDep, SessionDep, StorageDep
 from src.exceptions import error_responses
 from src.schemas import PageOf, Paginated, plain_json
-from src.study import readiness, service, visibility
+from src.study import listing, readiness, service, visibility
 from src.study.constants import AccessRole, StudySort, StudyStatus
 from src.study.dependencies import (
     MEMBER_LOOKUPS,
@@ -119,7 +119,7 @@ async def list_studies(
 ) -> Response:
     """Search studies: yours, all of them (reviewers, admins) or the public ones."""
     effective = visibility.resolve_scope(user, scope)
-    found = await service.list_studies(
+    found = await listing.list_studies(
         session,
         user=user,
         scope=effective,

@@ -35,7 +35,7 @@ from src.auth.models import User
 from src.database import after_commit, contains, utcnow
 from src.schemas import Page, PageOf, paginate
 from src.storage import Storage
-from src.study import bulk, checklist, counters, listing, visibility
+from src.study import bulk, checklist, counters
 from src.study.constants import (
     ACCESSION_COUNTER,
     ChecklistCode,
@@ -43,7 +43,6 @@ from src.study.constants import (
     FileStatus,
     MemberRole,
     ReviewDecision,
-    StudySort,
     StudyStatus,
 )
 from src.study.exceptions import (
@@ -341,31 +340,6 @@ async def assign_accession(
     # The row has them already; the loaded study is told without being marked changed.
     set_committed_value(study, "accession", accession)
     set_committed_value(study, "search_text", _search_text(study, accession=accession))
-
-
-async def list_studies(
-    session: AsyncSession,
-    *,
-    user: User | None,
-    scope: visibility.Scope,
-    status: StudyStatus | None,
-    q: str | None,
-    organism: str | None,
-    sort: StudySort,
-    page: Page,
-) -> PageOf[dict[str, Any]]:
-    """A page of the studies ``user`` may see in ``scope``, as StudyRead's plain values (one
-    statement built once per kind of list: listing.py)."""
-    return await listing.list_studies(
-        session,
-        user=user,
-        scope=scope,
-        status=status,
-        q=q,
-        organism=organism,
-        sort=sort,
-        page=page,
-    )
 
 
 def check_if_match(study: Study, if_match: str | None) -> None:
