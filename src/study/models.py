@@ -58,6 +58,20 @@ class AccessionCounter(Base):
     value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class KeptCounts:
+    """The counts kept as samples and files change, in the transaction that changes them
+    (study/counters.py, ``COUNTER_COLUMNS``): a study's own, and the sums of an owner's."""
+
+    sample_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    file_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    total_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    valid_file_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    invalid_file_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    valid_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    valid_read_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    valid_base_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
 class StudyTotal(Base):
     """Totals over every study, one row per name, kept by the transactions that change them
     (study/counters.py): what would otherwise be a count over the whole table."""
@@ -68,10 +82,10 @@ class StudyTotal(Base):
     value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class OwnerTotal(Base):
-    """An owner's studies by status and the sums of their kept counters (the columns of
-    ``counters.COLUMNS``), kept by the same transactions as the studies' own counters
-    (study/counters.py): a caller's dashboard adds up one row instead of every study they own."""
+class OwnerTotal(KeptCounts, Base):
+    """An owner's studies by status and the sums of their studies' kept counts, kept by the same
+    transactions as the studies' own (study/counters.py): a caller's dashboard adds up one row
+    instead of every study they own."""
 
     __tablename__ = "owner_total"
 
@@ -81,14 +95,6 @@ class OwnerTotal(Base):
     draft_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     in_review_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     published_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    sample_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    file_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    total_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    valid_file_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    invalid_file_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    valid_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    valid_read_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    valid_base_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class ReleaseTotal(Base):
@@ -115,7 +121,7 @@ class ReleaseTotal(Base):
 PUBLISHED_ONLY = "status = 'published'"
 
 
-class Study(UUIDPrimaryKey, Timestamps, Base):
+class Study(UUIDPrimaryKey, Timestamps, KeptCounts, Base):
     __tablename__ = "study"
     __table_args__ = (
         Index("ix_study_status_created_at", "status", "created_at"),
@@ -154,16 +160,6 @@ class Study(UUIDPrimaryKey, Timestamps, Base):
     # Lower-cased accession, title, description and authors: what ``q`` searches.
     search_text: Mapped[str] = mapped_column(Text, default="")
     version: Mapped[int] = mapped_column(Integer, default=1)
-    # Counts kept as the data changes, in the transaction that changes it (study/counters.py):
-    # lists and aggregates read them instead of counting samples and files.
-    sample_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    file_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    total_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    valid_file_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    invalid_file_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    valid_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    valid_read_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    valid_base_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     owner: Mapped[User] = relationship(lazy="raise")
     members: Mapped[list[StudyMember]] = relationship(
