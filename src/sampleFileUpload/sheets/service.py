@@ -74,73 +74,49 @@ async def import_sheet(
     storage: Storage,
     actor: User,
 ) -> SheetOutcome:
-    """Check a sheet; in append/replace mode apply it, all rows or none."""
+    """Check a sheet; in append/replace mode apply it, all rows or none. The collector runs
+    less often meanwhile (fewer_collections)."""
     with fewer_collections():
-        return await _import_sheet(
+        parsed, checked = await anyio.to_thread.run_sync(
+            partial(_parse_and_check, data, filename, format.value if format else None, limits)
+        )
+        if parsed.too_large or checked.too_large:
+            raise SheetTooLargeError(errors=[issue.as_dict() for issue in parsed.errors])
+        if mode == SheetMode.APPEND:
+            flag_taken_sample_ids(checked, await study_service.sample_ids(session, study=study))
+        report = checked.as_dict()
+        report.update({"mode": mode.value, "created": 0, "replaced": 0})
+        if mode == SheetMode.VALIDATE:
+            return SheetOutcome(report, parsed, checked, applied=False)
+        if not checked.valid:
+            raise SheetInvalidError(SheetOutcome(report, parsed, checked, applied=False))
+        replaced = 0
+        if mode == SheetMode.REPLACE:
+            existing = await study_service.all_samples(session, study=study)
+            await study_service.delete_samples(
+                session, study=study, samples=existing, storage=storage, actor=actor, record=False
+            )
+            replaced = len(existing)
+        created = await study_service.insert_samples(
             session,
             study=study,
-            data=data,
-            filename=filename,
-            format=format,
-            mode=mode,
-            limits=limits,
-            storage=storage,
+            samples=[(sample.values, sample.attributes) for sample in checked.samples],
+        )
+        study_service.record_event(
+            session,
+            study=study,
             actor=actor,
+            action=EventAction.SHEET_IMPORTED,
+            detail={
+                "mode": mode.value,
+                "filename": filename,
+                "created": created,
+                "replaced": replaced,
+            },
         )
-
-
-async def _import_sheet(
-    session: AsyncSession,
-    *,
-    study: Study,
-    data: bytes,
-    filename: str | None,
-    format: SheetFormat | None,
-    mode: SheetMode,
-    limits: SheetLimits,
-    storage: Storage,
-    actor: User,
-) -> SheetOutcome:
-    parsed, checked = await anyio.to_thread.run_sync(
-        partial(_parse_and_check, data, filename, format.value if format else None, limits)
-    )
-    if parsed.too_large or checked.too_large:
-        raise SheetTooLargeError(errors=[issue.as_dict() for issue in parsed.errors])
-    if mode == SheetMode.APPEND:
-        flag_taken_sample_ids(checked, await study_service.sample_ids(session, study=study))
-    report = checked.as_dict()
-    report.update({"mode": mode.value, "created": 0, "replaced": 0})
-    if mode == SheetMode.VALIDATE:
-        return SheetOutcome(report, parsed, checked, applied=False)
-    if not checked.valid:
-        raise SheetInvalidError(SheetOutcome(report, parsed, checked, applied=False))
-    replaced = 0
-    if mode == SheetMode.REPLACE:
-        existing = await study_service.all_samples(session, study=study)
-        await study_service.delete_samples(
-            session, study=study, samples=existing, storage=storage, actor=actor, record=False
-        )
-        replaced = len(existing)
-    created = await study_service.insert_samples(
-        session,
-        study=study,
-        samples=[(sample.values, sample.attributes) for sample in checked.samples],
-    )
-    study_service.record_event(
-        session,
-        study=study,
-        actor=actor,
-        action=EventAction.SHEET_IMPORTED,
-        detail={
-            "mode": mode.value,
-            "filename": filename,
-            "created": created,
-            "replaced": replaced,
-        },
-    )
-    await session.flush()
-    report.update({"created": created, "replaced": replaced})
-    return SheetOutcome(report, parsed, checked, applied=True)
+        await session.flush()
+        report.update({"created": created, "replaced": replaced})
+        return SheetOutcome(report, parsed, checked, applied=True)
 
 
 async def annotated_report(outcome: SheetOutcome, *, format: ReportFormat) -> bytes:
