@@ -100,18 +100,23 @@ class TestEncodeDecode:
 class TestVerifiedTokens:
     """A token is verified once, then known by its text until it expires."""
 
-    def test_a_token_is_verified_once(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        config = make_config()
-        user_id = uuid.uuid4()
-        token = encode_access_token(user_id=user_id, secret="s" * 40, config=config, generation=3)
-        decodes: list[str] = []
+    @pytest.fixture
+    def decodes(self, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+        """The tokens jwt.decode is given from here on, in order."""
+        decoded: list[str] = []
         real_decode = jwt.decode
 
         def counting(*args: Any, **kwargs: Any) -> Any:
-            decodes.append(args[0])
+            decoded.append(args[0])
             return real_decode(*args, **kwargs)
 
         monkeypatch.setattr("src.auth.jwt.jwt.decode", counting)
+        return decoded
+
+    def test_a_token_is_verified_once(self, decodes: list[str]) -> None:
+        config = make_config()
+        user_id = uuid.uuid4()
+        token = encode_access_token(user_id=user_id, secret="s" * 40, config=config, generation=3)
         tokens = VerifiedTokens()
         for _ in range(3):
             claims = tokens.claims(token, secret="s" * 40, config=config)
@@ -119,20 +124,13 @@ class TestVerifiedTokens:
         assert decodes == [token]
 
     def test_a_known_token_is_verified_again_once_it_expires(
-        self, monkeypatch: pytest.MonkeyPatch
+        self, monkeypatch: pytest.MonkeyPatch, decodes: list[str]
     ) -> None:
         # Verified again, so refused as expired as any expired token is (tested above).
         config = make_config()
         token = encode_access_token(user_id=uuid.uuid4(), secret="s" * 40, config=config)
         expires_at = jwt.decode(token, options={"verify_signature": False})["exp"]
-        decodes: list[str] = []
-        real_decode = jwt.decode
-
-        def counting(*args: Any, **kwargs: Any) -> Any:
-            decodes.append(args[0])
-            return real_decode(*args, **kwargs)
-
-        monkeypatch.setattr("src.auth.jwt.jwt.decode", counting)
+        decodes.clear()  # that read of the expiry is the test's own
         tokens = VerifiedTokens()
         tokens.claims(token, secret="s" * 40, config=config)
         monkeypatch.setattr("src.auth.jwt.time.time", lambda: expires_at)
