@@ -19,7 +19,7 @@ from src.dashboard.cache import PublicStatsCache
 from src.dashboard.constants import RECENT_EVENTS_LIMIT
 from src.dashboard.schemas import PublicStats
 from src.database import today
-from src.study.constants import StudyStatus
+from src.study.constants import MemberRole, StudyStatus
 from src.study.models import Study, StudyEvent
 from tests.dashboard.world import (
     World,
@@ -31,7 +31,7 @@ from tests.dashboard.world import (
     expected_users,
 )
 from tests.factories import auth_headers, create_user
-from tests.study.factories import create_study
+from tests.study.factories import add_member, create_study
 
 SUMMARY = "/api/v1/dashboard/summary"
 STATS = "/api/v1/stats"
@@ -245,6 +245,27 @@ class TestSummaryOfMyStudies:
             "bases": 0,
         }
         assert body["recent_events"] == []
+
+    async def test_a_member_counts_the_embargoed_studies_they_are_a_member_of(
+        self, client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+    ) -> None:
+        owner, member = await create_user(session), await create_user(session)
+        embargoed = await create_study(
+            session,
+            owner=owner,
+            status=StudyStatus.PUBLISHED,
+            release_date=today() + timedelta(days=30),
+        )
+        await create_study(session, owner=member, status=StudyStatus.PUBLISHED)
+        await add_member(session, study=embargoed, user=member, role=MemberRole.VIEWER)
+        body = (await client.get(SUMMARY, headers=auth_headers(settings, member))).json()
+        assert body["studies"] == {
+            "total": 2,
+            "by_status": {"draft": 0, "in_review": 0, "published": 2},
+            "embargoed": 1,
+        }
+        body = (await client.get(SUMMARY, headers=auth_headers(settings, owner))).json()
+        assert (body["studies"]["total"], body["studies"]["embargoed"]) == (1, 1)
 
 
 class TestSummaryOfAllStudies:
