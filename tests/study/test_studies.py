@@ -275,6 +275,14 @@ class TestListStudies:
         shared = await create_study(session, owner=bob, title="bob shares")
         await add_member(session, study=shared, user=alice, role=MemberRole.EDITOR)
         await create_study(session, owner=bob, title="bob alone")
+        # Published but not public yet: counted in "all", not in the public total.
+        await create_study(
+            session,
+            owner=bob,
+            title="bob embargoed",
+            status=StudyStatus.PUBLISHED,
+            release_date=today() + timedelta(days=30),
+        )
 
         async def listed(headers: dict[str, str], **params: str | int) -> dict[str, object]:
             response = await client.get(API, headers=headers, params=params)
