@@ -226,6 +226,12 @@ def endpoints() -> list[Endpoint]:
             "< 100 ms",
         ),
         Endpoint(
+            f"search common term ({COMMON_TERM}), exact_total=true",
+            "anonymous",
+            lambda r, s: f"{API}/studies?q={COMMON_TERM}&exact_total=true",
+            "reported",
+        ),
+        Endpoint(
             "dashboard summary (mine, big owner)",
             "owner",
             lambda r, s: f"{API}/dashboard/summary",
@@ -333,6 +339,8 @@ def markdown(
         "owner, the rest to 1,000 other users. `public /stats` is answered from its kept "
         "copy (what every call but one per STATS_MAX_AGE_SECONDS window gets), the next row "
         "recounts on every call (what that one call pays).",
+        "- A search counts its matches up to SEARCH_TOTAL_LIMIT (10,000) and says "
+        "`total_exact: false` past it; the `exact_total=true` row counts every match.",
         "- Load average (1, 5, 15 min) at each size: "
         + "; ".join(f"{size:,}: {loads[size]}" for size in sizes)
         + ". The machine is shared: read ratios and orders of magnitude, not single values.",

@@ -8,10 +8,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypedDict, TypeVar
+from typing import Any, Generic, NotRequired, TypedDict, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy import Select, func
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,7 +37,10 @@ class Input(BaseModel):
 
 
 class Paginated(BaseModel, Generic[ItemT]):
-    """``{"items": [...], "total": N, "page": 1, "page_size": 20}``."""
+    """``{"items": [...], "total": N, "page": 1, "page_size": 20, "total_exact": true}``.
+
+    ``total_exact`` is false only where a list counts up to a limit: a study search
+    (src/study/listing.py) past SEARCH_TOTAL_LIMIT matches, where ``total`` is that limit."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -45,6 +48,11 @@ class Paginated(BaseModel, Generic[ItemT]):
     total: int
     page: int
     page_size: int
+    total_exact: bool = Field(
+        default=True,
+        description="false: more match than total says (a study search counts up to "
+        "SEARCH_TOTAL_LIMIT; ask for exact_total=true to count them all)",
+    )
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,7 @@ class PageOf(TypedDict, Generic[ItemT]):
     total: int
     page: int
     page_size: int
+    total_exact: NotRequired[bool]  # true when left out
 
 
 def plain_json(value: Any) -> bytes:

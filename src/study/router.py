@@ -106,6 +106,7 @@ async def list_studies(
     user: OptionalUser,
     session: SessionDep,
     page: PageDep,
+    config: StudyConfigDep,
     scope: Annotated[
         Scope | None,
         Query(description="mine (default when signed in), all (reviewers, admins), public"),
@@ -116,6 +117,13 @@ async def list_studies(
     ] = None,
     organism: Annotated[str | None, Query(max_length=200)] = None,
     sort: StudySort = StudySort.NEWEST,
+    exact_total: Annotated[
+        bool,
+        Query(
+            description="count every study a search matches, however many (by default a "
+            "search counts up to SEARCH_TOTAL_LIMIT and says total_exact: false past it)"
+        ),
+    ] = False,
 ) -> Response:
     """Search studies: yours, all of them (reviewers, admins) or the public ones."""
     effective = visibility.resolve_scope(user, scope)
@@ -128,6 +136,7 @@ async def list_studies(
         organism=organism,
         sort=sort,
         page=page,
+        search_total_limit=None if exact_total else config.search_total_limit,
     )
     # The rows' values, typed by their columns, written once as the response model would write
     # them (src/schemas.plain_json), not validated into models first.

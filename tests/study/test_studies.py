@@ -350,6 +350,58 @@ class TestListStudies:
         page = adapter.validate_json(response.content)
         assert [(item.total_bytes > 0, item.my_role) for item in page.items] == [(True, "owner")]
 
+    async def test_a_search_counts_up_to_its_limit(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        settings: Settings,
+        owner: User,
+    ) -> None:
+        # A search counts its matches up to SEARCH_TOTAL_LIMIT: past it, total is the limit and
+        # total_exact is false; exact_total=true counts them all. Lists without q always count.
+        app.state.study_config = StudyConfig(search_total_limit=3)
+        other = await create_user(session)
+        released = today() - timedelta(days=1)
+        for _ in range(4):
+            await create_study(
+                session,
+                owner=owner,
+                title="gut biome",
+                status=StudyStatus.PUBLISHED,
+                release_date=released,
+            )
+        for _ in range(2):
+            shared = await create_study(session, owner=other, title="gut biome, shared")
+            await add_member(session, study=shared, user=owner, role=MemberRole.VIEWER)
+        await create_study(session, owner=owner, title="Gut lining")
+        reviewer = await create_user(session, role=UserRole.REVIEWER)
+
+        async def page_of(headers: dict[str, str], **params: str | int) -> tuple[int, bool, int]:
+            response = await client.get(API, headers=headers, params=params)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            return body["total"], body["total_exact"], len(body["items"])
+
+        mine = auth_headers(settings, owner)
+        every = auth_headers(settings, reviewer)
+        # Exactly at the limit is exact; one more is not.
+        assert await page_of(mine, q="lining") == (1, True, 1)
+        assert await page_of({}, q="gut biome") == (3, False, 4)
+        assert await page_of({}, q="gut biome", exact_total="true") == (4, True, 4)
+        assert await page_of(every, scope="all", q="GUT") == (3, False, 7)
+        assert await page_of(every, scope="all", q="gut", exact_total="true") == (7, True, 7)
+        # "mine" counts what one owns and what one is a member of, each up to the limit.
+        assert await page_of(mine, q="shared") == (2, True, 2)
+        assert await page_of(mine, q="gut") == (3, False, 7)
+        assert await page_of(mine, q="gut", exact_total="true") == (7, True, 7)
+        # A page past the end says the same total.
+        assert await page_of(mine, q="gut", page=3, page_size=5) == (3, False, 0)
+        # Without a search every total is exact, whatever the limit.
+        assert await page_of(mine) == (7, True, 7)
+        assert await page_of({}) == (4, True, 4)
+        assert await page_of(mine, status="draft") == (3, True, 3)
+
     async def test_organism_and_status_filters(
         self, client: httpx.AsyncClient, session: AsyncSession, settings: Settings, owner: User
     ) -> None:
