@@ -63,8 +63,9 @@ ViewerDep = Annotated[Viewer, Depends(dashboard_viewer)]
 PeriodWindowDep = Annotated[PeriodWindow, Depends(period_window)]
 
 
-def public_stats_cache(request: Request) -> PublicStatsCache:
-    """The process's kept public totals (built with the app)."""
+async def public_stats_cache(request: Request) -> PublicStatsCache:
+    """The process's kept public totals (built with the app); async: no worker thread for a
+    lookup."""
     cache: PublicStatsCache = request.app.state.public_stats
     return cache
 
