@@ -13,7 +13,7 @@ asks for the total on its own.
 
 A search's total is counted up to a limit (SEARCH_TOTAL_LIMIT, 10,000 by default), the way
 search engines report "10,000+": a common word matches a fixed share of the archive, and
-counting every match is a scan that grows with it (350 ms for 400k matches of 1M studies),
+counting every match is a scan that grows with it (350 ms for 200k matches in 1M studies),
 while the page itself stops at its last row. Past the limit the page says ``total_exact:
 false``; ``?exact_total=true`` counts them all.
 
