@@ -185,6 +185,44 @@ class TestTokenRefresh:
         assert "mosaic login" in result.stderr
 
 
+class TestPages:
+    """``Api.pages`` walks a list to its end; an inexact total (a search that stopped
+    counting) is a lower bound, so the walk goes on until a page is short."""
+
+    @staticmethod
+    def _walk(monkeypatch: pytest.MonkeyPatch, matches: int, total: int, exact: bool) -> list[int]:
+        asked: list[int] = []
+
+        def answer(method: str, path: str, **kwargs: object) -> dict[str, object]:
+            params = kwargs["params"]
+            assert isinstance(params, dict)
+            page, size = params["page"], params["page_size"]
+            asked.append(page)
+            items = [{"n": n} for n in range((page - 1) * size, min(page * size, matches))]
+            return {
+                "items": items,
+                "total": total,
+                "page": page,
+                "page_size": size,
+                "total_exact": exact,
+            }
+
+        with Api("http://127.0.0.1:9") as api:
+            monkeypatch.setattr(api, "json", answer)
+            assert list(api.pages("/api/v1/studies")) == [{"n": n} for n in range(matches)]
+        return asked
+
+    def test_an_exact_total_ends_the_walk(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        assert self._walk(monkeypatch, 200, 200, True) == [1, 2]
+
+    def test_an_inexact_total_is_a_lower_bound(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        assert self._walk(monkeypatch, 250, 100, False) == [1, 2, 3]
+        assert self._walk(monkeypatch, 200, 100, False) == [1, 2, 3]  # the 3rd is empty
+
+    def test_a_short_page_ends_the_walk(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        assert self._walk(monkeypatch, 150, 150, True) == [1, 2]
+
+
 class TestPackage:
     def test_imports_only_the_standard_library_httpx_and_rich(self) -> None:
         allowed = set(sys.stdlib_module_names) | {"httpx", "rich", "mosaic_client"}

@@ -225,13 +225,17 @@ class Api:
         return self.send(method, path, **kwargs).json()
 
     def pages(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-        """Every item of a paged list."""
+        """Every item of a paged list. A total marked inexact (``total_exact: false``, a search
+        that stopped counting) is a lower bound: the pages go on until one is short."""
         page = 1
         while True:
             body = self.json("GET", path, params={**(params or {}), "page": page, "page_size": 100})
             items = body.get("items", [])
+            size = body.get("page_size", 100)
             yield from items
-            if not items or page * body.get("page_size", 100) >= body.get("total", 0):
+            if len(items) < size:
+                return
+            if body.get("total_exact", True) and page * size >= body.get("total", 0):
                 return
             page += 1
 
