@@ -137,6 +137,20 @@ class TestRoundTrip:
             else:
                 assert bulk_row[name] == orm_row[name], name
 
+    async def test_more_rows_than_one_statement_takes_go_in_several(
+        self, session: AsyncSession, study: Study
+    ) -> None:
+        # On SQLite a statement takes some 1,800 rows: two full ones and the rest here.
+        samples: list[tuple[dict[str, Any], dict[str, str]]] = [
+            (fields(f"S{n:04d}", biological_repeat=n), {"n": str(n)}) for n in range(4000)
+        ]
+        assert await service.insert_samples(session, study=study, samples=samples) == 4000
+        rows = await stored(session, study)
+        assert [(row.sample_id, row.biological_repeat, row.attributes) for row in rows] == [
+            (values["sample_id"], values["biological_repeat"], attributes)
+            for values, attributes in samples
+        ]
+
 
 def shape(value: str) -> str:
     """Digits, hex digits and letters all alike: the form of an id or a timestamp."""
