@@ -5,10 +5,11 @@ visibility.py, what keeps it from being submitted in readiness.py.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from functools import partial
 from operator import itemgetter
 from typing import Any, cast
@@ -72,6 +73,9 @@ from src.study.schemas import (
     StudyCreate,
     StudyUpdate,
 )
+
+# A checked sample as insert_samples takes it: its normalised values and its attributes.
+SampleInput = tuple[Mapping[str, Any], Mapping[str, str]]
 
 # ---------------------------------------------------------------------------------------------
 # Accessions and events.
@@ -168,11 +172,16 @@ def _new_sample(study: Study, check: checklist.SampleCheck) -> Sample:
 
 
 def _sample_columns(
-    study: Study, samples: Sequence[tuple[Mapping[str, Any], Mapping[str, str]]]
+    study: Study,
+    samples: Sequence[SampleInput],
+    *,
+    start: datetime | None = None,
+    offset: int = 0,
 ) -> dict[str, Any]:
     """``insert_rows``'s arguments for new samples of ``study``: the columns' values, sample by
-    sample. Timestamps are one instant plus a microsecond per sample, so that the samples'
-    order (the sheet's) is their created_at order."""
+    sample. Timestamps are one instant (``start``, else now) plus a microsecond per sample
+    (from ``offset``, the samples of the same instant inserted before these), so that the
+    samples' order (the sheet's) is their created_at order."""
     count = len(samples)
     fields = [values for values, _ in samples]
     columns: dict[str, Sequence[Any]] = {
@@ -184,8 +193,8 @@ def _sample_columns(
         attributes if type(attributes) is dict else dict(attributes) for _, attributes in samples
     ]
     columns["id"] = _new_ids(count)
-    now = utcnow()
-    created = [now + timedelta(microseconds=n) for n in range(count)]
+    start = start or utcnow()
+    created = [start + timedelta(microseconds=n) for n in range(offset, offset + count)]
     columns["created_at"] = columns["updated_at"] = created
     return {"columns": columns, "constants": {"study_id": study.id}}
 
@@ -215,17 +224,48 @@ async def insert_samples(
     session: AsyncSession,
     *,
     study: Study,
-    samples: Sequence[tuple[Mapping[str, Any], Mapping[str, str]]],
+    samples: Sequence[SampleInput] | AsyncIterator[Sequence[SampleInput]],
 ) -> int:
     """Insert checked samples (normalised values, attributes) in bulk (``bulk.insert_rows``:
     COPY on PostgreSQL, one executemany on SQLite); a sample_id already in the study fails the
-    whole insert (the unique constraint). created_at follows the samples' order."""
-    if not samples:
-        return 0
+    whole insert (the unique constraint). created_at follows the samples' order.
+
+    ``samples`` may come in batches from an async iterator: each batch is inserted while the
+    iterator produces the next one (a sheet's next rows checked in a worker thread), so the
+    database and the checks work at the same time. The counters are added once, after the last
+    batch; an error from the iterator ends the insert before that and is raised (the batches
+    inserted so far are the caller's to roll back: a savepoint around the call)."""
     table = cast(Table, Sample.__table__)
-    await bulk.insert_rows(session, table, **_sample_columns(study, samples))
-    await counters.add(session, study_id=study.id, tally=counters.samples(len(samples)), touch=True)
-    return len(samples)
+    start, count = utcnow(), 0
+    batches = _one_batch(samples) if isinstance(samples, Sequence) else samples
+    following = asyncio.ensure_future(anext(batches, None))
+    try:
+        while (batch := await following) is not None:
+            following = asyncio.ensure_future(anext(batches, None))
+            if batch:
+                columns = _sample_columns(study, batch, start=start, offset=count)
+                await bulk.insert_rows(session, table, **columns)
+                count += len(batch)
+    finally:
+        await _settled(following)
+        if isinstance(batches, AsyncGenerator):
+            await batches.aclose()
+    if count:
+        await counters.add(session, study_id=study.id, tally=counters.samples(count), touch=True)
+    return count
+
+
+async def _one_batch(samples: Sequence[SampleInput]) -> AsyncGenerator[Sequence[SampleInput]]:
+    yield samples
+
+
+async def _settled(task: asyncio.Future[Any]) -> None:
+    """Wait for ``task`` to end (its worker thread, if any, cannot be stopped) and take its
+    outcome, which the error being raised instead of it replaces."""
+    if not task.done():
+        await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()
 
 
 async def create(
