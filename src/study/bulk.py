@@ -15,13 +15,14 @@ from functools import lru_cache
 from itertools import chain, repeat
 from typing import Any
 
-from sqlalchemy import Column, Dialect, Table
+from sqlalchemy import Dialect, Table
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.types import TypeEngine
 
 
-def _bound(column: Column[Any], values: Iterable[Any], dialect: Dialect) -> Iterable[Any]:
-    processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+def _bound(type_: TypeEngine[Any], values: Iterable[Any], dialect: Dialect) -> Iterable[Any]:
+    processor = type_.dialect_impl(dialect).bind_processor(dialect)
     return values if processor is None else map(processor, values)
 
 
@@ -31,11 +32,15 @@ async def insert_rows(
     *,
     columns: Mapping[str, Sequence[Any]],
     constants: Mapping[str, Any] | None = None,
+    types: Mapping[str, TypeEngine[Any]] | None = None,
 ) -> int:
     """Insert ``len`` of the ``columns``' value lists rows: ``columns`` maps a column name to
     its values, one per row (a list given for two columns is converted once), ``constants`` a
-    column name to the one value of every row. Returns the number of rows."""
+    column name to the one value of every row, ``types`` a column name to the type its values
+    are given as where it is not the column's own (``Uuid(as_uuid=False)``: ids as text).
+    Returns the number of rows."""
     constants = constants or {}
+    types = types or {}
     count = len(next(iter(columns.values())))
     if any(len(values) != count for values in columns.values()):
         raise ValueError("every column needs one value per row")
@@ -45,10 +50,11 @@ async def insert_rows(
     converted: dict[int, list[Any]] = {}
     for name, values in columns.items():
         if id(values) not in converted:
-            converted[id(values)] = list(_bound(table.c[name], values, dialect))
+            type_ = types.get(name, table.c[name].type)
+            converted[id(values)] = list(_bound(type_, values, dialect))
         bound.append(converted[id(values)])
     for name, value in constants.items():
-        (single,) = _bound(table.c[name], [value], dialect)
+        (single,) = _bound(types.get(name, table.c[name].type), [value], dialect)
         bound.append(repeat(single, count))
     rows = list(zip(*bound, strict=False))  # constants repeat without end
     names = [*columns, *constants]

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     Table,
+    Uuid,
     and_,
     delete,
     func,
@@ -196,13 +197,25 @@ def _sample_columns(
     start = start or utcnow()
     created = [start + timedelta(microseconds=n) for n in range(offset, offset + count)]
     columns["created_at"] = columns["updated_at"] = created
-    return {"columns": columns, "constants": {"study_id": study.id}}
+    return {"columns": columns, "constants": {"study_id": study.id}, "types": {"id": _ID_TEXT}}
 
 
-def _new_ids(count: int) -> list[uuid.UUID]:
-    """``count`` uuid4s, from one read of the system's random source."""
-    random = os.urandom(16 * count)
-    return [uuid.UUID(bytes=random[n : n + 16], version=4) for n in range(0, 16 * count, 16)]
+def _new_ids(count: int) -> list[str]:
+    """``count`` uuid4s as 32 hex digits (what ``_ID_TEXT`` takes), from one read of the
+    system's random source: the version and variant bits are set in C, a byte table for each,
+    and no UUID object is made (50,000 of them took 75 ms, these 10)."""
+    random = bytearray(os.urandom(16 * count))
+    random[6::16] = random[6::16].translate(_VERSION_4)
+    random[8::16] = random[8::16].translate(_RFC_4122_VARIANT)
+    digits = random.hex()
+    return [digits[n : n + 32] for n in range(0, 32 * count, 32)]
+
+
+# Byte tables setting a uuid4's version (the high half of byte 6) and variant (the two high
+# bits of byte 8), and the type of the ids _new_ids makes, for bulk.insert_rows.
+_VERSION_4 = bytes((byte & 0x0F) | 0x40 for byte in range(256))
+_RFC_4122_VARIANT = bytes((byte & 0x3F) | 0x80 for byte in range(256))
+_ID_TEXT = Uuid(as_uuid=False)
 
 
 def _sample_row(

@@ -7,6 +7,7 @@ range a DataError-class error the API answers 422 INVALID_VALUE."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -98,6 +99,7 @@ class TestRoundTrip:
         assert len({row.created_at for row in rows}) == 300
         assert len({row.id for row in rows}) == 300
         assert all(row.id.version == 4 for row in rows)
+        assert all(row.id.variant == uuid.RFC_4122 for row in rows)
 
     async def test_stored_form_is_the_orm_insert_s(
         self, session: AsyncSession, study: Study, owner: User
