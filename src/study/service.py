@@ -243,22 +243,28 @@ async def insert_samples(
     COPY on PostgreSQL, one executemany on SQLite); a sample_id already in the study fails the
     whole insert (the unique constraint). created_at follows the samples' order.
 
-    ``samples`` may come in batches from an async iterator: each batch is inserted while the
-    iterator produces the next one (a sheet's next rows checked in a worker thread), so the
-    database and the checks work at the same time. The counters are added once, after the last
-    batch; an error from the iterator ends the insert before that and is raised (the batches
-    inserted so far are the caller's to roll back: a savepoint around the call)."""
+    ``samples`` may come in batches from an async iterator (a sheet's rows checked a chunk at a
+    time in a worker thread). Where the database works outside this process (PostgreSQL's COPY,
+    ``bulk.works_in_server``), each batch is inserted while the iterator makes the next one, so
+    the server and the checks work at the same time; on SQLite one after the other. The
+    counters are added once, after the last batch; an error from the iterator ends the insert
+    before that and is raised (the batches inserted so far are the caller's to roll back: a
+    savepoint around the call)."""
     table = cast(Table, Sample.__table__)
+    ahead = bulk.works_in_server((await session.connection()).dialect)
     start, count = utcnow(), 0
     batches = _one_batch(samples) if isinstance(samples, Sequence) else samples
     following = asyncio.ensure_future(anext(batches, None))
     try:
         while (batch := await following) is not None:
-            following = asyncio.ensure_future(anext(batches, None))
+            if ahead:
+                following = asyncio.ensure_future(anext(batches, None))
             if batch:
                 columns = _sample_columns(study, batch, start=start, offset=count)
                 await bulk.insert_rows(session, table, **columns)
                 count += len(batch)
+            if not ahead:
+                following = asyncio.ensure_future(anext(batches, None))
     finally:
         await _settled(following)
         if isinstance(batches, AsyncGenerator):

@@ -124,9 +124,10 @@ async def _valid_batches(
     checker: SheetChecker,
 ) -> AsyncGenerator[list[study_service.SampleInput]]:
     """The sheet's samples a chunk at a time, each chunk checked in a worker thread, for
-    ``insert_samples`` to insert one while the next is checked. At the first invalid row the
-    rest of the sheet is checked (the report lists every error) and ``_InvalidRowsError`` raised
-    instead of another chunk; the chunks given before it are then rolled back."""
+    ``insert_samples`` to insert (on PostgreSQL one while the next is checked). At the first
+    invalid row the rest of the sheet is checked (the report lists every error) and
+    ``_InvalidRowsError`` raised instead of another chunk; the chunks given before it are then
+    rolled back."""
     while not checker.done:
         samples = await anyio.to_thread.run_sync(checker.check_next)
         if not checker.valid:
