@@ -6,7 +6,10 @@ range a DataError-class error the API answers 422 INVALID_VALUE."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import uuid
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -17,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User
 from src.database import is_invalid_value
-from src.study import service
+from src.study import bulk, counters, service
 from src.study.checklist import FIELD_NAMES
 from src.study.models import Sample, Study
 from src.study.schemas import SampleCreate
@@ -97,6 +100,7 @@ class TestRoundTrip:
         assert len({row.created_at for row in rows}) == 300
         assert len({row.id for row in rows}) == 300
         assert all(row.id.version == 4 for row in rows)
+        assert all(row.id.variant == uuid.RFC_4122 for row in rows)
 
     async def test_stored_form_is_the_orm_insert_s(
         self, session: AsyncSession, study: Study, owner: User
@@ -136,6 +140,20 @@ class TestRoundTrip:
                 assert shape(bulk_row[name]) == shape(orm_row[name]), name
             else:
                 assert bulk_row[name] == orm_row[name], name
+
+    async def test_more_rows_than_one_statement_takes_go_in_several(
+        self, session: AsyncSession, study: Study
+    ) -> None:
+        # On SQLite a statement takes some 1,800 rows: two full ones and the rest here.
+        samples: list[tuple[dict[str, Any], dict[str, str]]] = [
+            (fields(f"S{n:04d}", biological_repeat=n), {"n": str(n)}) for n in range(4000)
+        ]
+        assert await service.insert_samples(session, study=study, samples=samples) == 4000
+        rows = await stored(session, study)
+        assert [(row.sample_id, row.biological_repeat, row.attributes) for row in rows] == [
+            (values["sample_id"], values["biological_repeat"], attributes)
+            for values, attributes in samples
+        ]
 
 
 def shape(value: str) -> str:
@@ -211,3 +229,108 @@ class TestRefusals:
             assert response.json()["code"] == "INVALID_VALUE"
         listed = await client.get(f"/api/v1/studies/{study.accession}/samples", headers=headers)
         assert listed.status_code == 200
+
+
+class RefusedError(Exception):
+    pass
+
+
+async def batches(
+    given: Sequence[Sequence[service.SampleInput]], asked: list[int], *, then_raise: bool = False
+) -> AsyncIterator[Sequence[service.SampleInput]]:
+    for batch in given:
+        asked.append(len(batch))
+        yield batch
+    asked.append(0)
+    if then_raise:
+        raise RefusedError
+
+
+async def kept_count(session: AsyncSession, study: Study) -> int:
+    session.expunge_all()
+    return await session.scalar(select(Study.sample_count).where(Study.id == study.id)) or 0
+
+
+class TestBatches:
+    """Samples given in batches by an async iterator: each inserted while the next is made."""
+
+    async def test_batches_go_in_in_order_and_are_counted_once(
+        self, session: AsyncSession, study: Study
+    ) -> None:
+        asked: list[int] = []
+        given: list[list[service.SampleInput]] = [
+            [(fields(f"S{n}{m}"), {}) for m in range(n)] for n in (3, 1, 2)
+        ]
+        created = await service.insert_samples(session, study=study, samples=batches(given, asked))
+        assert (created, asked) == (6, [3, 1, 2, 0])
+        rows = await stored(session, study)
+        assert [row.sample_id for row in rows] == ["S30", "S31", "S32", "S10", "S20", "S21"]
+        assert len({row.created_at for row in rows}) == 6
+        assert await kept_count(session, study) == 6
+        assert await counters.find_drift(session) == []
+
+    async def test_an_error_from_the_batches_leaves_the_counters_and_is_raised(
+        self, session: AsyncSession, study: Study
+    ) -> None:
+        await service.insert_samples(session, study=study, samples=[(fields("KEEP"), {})])
+        asked: list[int] = []
+        given: list[list[service.SampleInput]] = [
+            [(fields("A1"), {}), (fields("A2"), {})],
+            [(fields("A3"), {})],
+        ]
+        nested = await session.begin_nested()
+        with pytest.raises(RefusedError):
+            await service.insert_samples(
+                session, study=study, samples=batches(given, asked, then_raise=True)
+            )
+        # Both batches went in before the iterator's error, and nothing was counted.
+        assert len(await stored(session, study)) == 4
+        assert await kept_count(session, study) == 1
+        await nested.rollback()
+        assert [row.sample_id for row in await stored(session, study)] == ["KEEP"]
+        assert await counters.find_drift(session) == []
+
+    async def test_a_refused_batch_waits_for_the_next_one_being_made(
+        self, session: AsyncSession, study: Study
+    ) -> None:
+        asked: list[int] = []
+        given: list[list[service.SampleInput]] = [
+            [(fields("A1"), {})],
+            [(fields("a1"), {})],
+            [(fields("B1"), {})],
+        ]
+        nested = await session.begin_nested()
+        with pytest.raises(sa_exc.IntegrityError):
+            await service.insert_samples(session, study=study, samples=batches(given, asked))
+        await nested.rollback()
+        if bulk.works_in_server(session.get_bind().dialect):
+            # The batch after the refused one was made while it was inserted, and no further.
+            assert asked == [1, 1, 1]
+        else:
+            assert asked == [1, 1]  # one after the other: nothing made ahead
+        assert await stored(session, study) == []
+        assert await kept_count(session, study) == 0
+
+    async def test_batches_are_made_ahead_only_where_the_server_inserts(
+        self, session: AsyncSession, study: Study
+    ) -> None:
+        events: list[str] = []
+        insert_rows = bulk.insert_rows
+
+        async def inserting(*args: Any, **kwargs: Any) -> int:
+            await asyncio.sleep(0)  # what is made meanwhile is made now
+            events.append("insert")
+            return await insert_rows(*args, **kwargs)
+
+        async def made() -> AsyncIterator[Sequence[service.SampleInput]]:
+            for n in range(3):
+                events.append("made")
+                yield [(fields(f"S{n}"), {})]
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(bulk, "insert_rows", inserting)
+            assert await service.insert_samples(session, study=study, samples=made()) == 3
+        if bulk.works_in_server(session.get_bind().dialect):
+            assert events == ["made", "made", "insert", "made", "insert", "insert"]
+        else:
+            assert events == ["made", "insert", "made", "insert", "made", "insert"]

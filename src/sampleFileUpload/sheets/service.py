@@ -7,6 +7,7 @@ apply, the audit event. No FastAPI here: the routes in ``router.py`` call these.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -26,7 +27,7 @@ from src.sampleFileUpload.sheets.schemas import (
     TemplateFormat,
 )
 from src.sampleFileUpload.sheets.utils import fewer_collections
-from src.sampleFileUpload.sheets.validate import SheetReport, flag_taken_sample_ids, validate_sheet
+from src.sampleFileUpload.sheets.validate import SheetChecker, SheetReport
 from src.sampleFileUpload.sheets.write import template as write_template
 from src.sampleFileUpload.sheets.write import write_report, write_sheet
 from src.storage import Storage
@@ -46,13 +47,12 @@ class SheetOutcome:
     applied: bool
 
 
-def _parse_and_check(
+def _parse(
     data: bytes, filename: str | None, format: str | None, limits: SheetLimits
-) -> tuple[ParsedSheet, SheetReport]:
-    parsed = parse_sheet(
+) -> ParsedSheet:
+    return parse_sheet(
         data, filename=filename, format=format, max_bytes=limits.max_bytes, max_rows=limits.max_rows
     )
-    return parsed, validate_sheet(parsed)
 
 
 def sample_as_row(sample: Sample) -> dict[str, Any]:
@@ -77,46 +77,107 @@ async def import_sheet(
     """Check a sheet; in append/replace mode apply it, all rows or none. The collector runs
     less often meanwhile (fewer_collections)."""
     with fewer_collections():
-        parsed, checked = await anyio.to_thread.run_sync(
-            partial(_parse_and_check, data, filename, format.value if format else None, limits)
+        parsed = await anyio.to_thread.run_sync(
+            partial(_parse, data, filename, format.value if format else None, limits)
         )
-        if parsed.too_large or checked.too_large:
+        if parsed.too_large:
             raise SheetTooLargeError(errors=[issue.as_dict() for issue in parsed.errors])
         if mode == SheetMode.APPEND:
-            flag_taken_sample_ids(checked, await study_service.sample_ids(session, study=study))
-        report = checked.as_dict()
-        report.update({"mode": mode.value, "created": 0, "replaced": 0})
-        if mode == SheetMode.VALIDATE:
-            return SheetOutcome(report, parsed, checked, applied=False)
-        if not checked.valid:
-            raise SheetInvalidError(SheetOutcome(report, parsed, checked, applied=False))
-        replaced = 0
-        if mode == SheetMode.REPLACE:
-            existing = await study_service.all_samples(session, study=study)
-            await study_service.delete_samples(
-                session, study=study, samples=existing, storage=storage, actor=actor, record=False
+            taken = await study_service.sample_ids(session, study=study)
+            checker = SheetChecker(parsed, taken=taken)
+            try:
+                async with session.begin_nested():
+                    created = await study_service.insert_samples(
+                        session, study=study, samples=_valid_batches(checker)
+                    )
+            except _InvalidRowsError:
+                raise SheetInvalidError(_outcome(parsed, checker.report, mode)) from None
+            return await _applied(
+                session, study, filename, parsed, checker.report, mode, created, 0, actor
             )
-            replaced = len(existing)
+        checker = SheetChecker(parsed)
+        await anyio.to_thread.run_sync(checker.check_rest)
+        checked = checker.finish()
+        if mode == SheetMode.VALIDATE:
+            return _outcome(parsed, checked, mode)
+        if not checked.valid:
+            raise SheetInvalidError(_outcome(parsed, checked, mode))
+        existing = await study_service.all_samples(session, study=study)
+        await study_service.delete_samples(
+            session, study=study, samples=existing, storage=storage, actor=actor, record=False
+        )
         created = await study_service.insert_samples(
             session,
             study=study,
             samples=[(sample.values, sample.attributes) for sample in checked.samples],
         )
-        study_service.record_event(
-            session,
-            study=study,
-            actor=actor,
-            action=EventAction.SHEET_IMPORTED,
-            detail={
-                "mode": mode.value,
-                "filename": filename,
-                "created": created,
-                "replaced": replaced,
-            },
+        return await _applied(
+            session, study, filename, parsed, checked, mode, created, len(existing), actor
         )
-        await session.flush()
-        report.update({"created": created, "replaced": replaced})
-        return SheetOutcome(report, parsed, checked, applied=True)
+
+
+class _InvalidRowsError(Exception):
+    """A sheet being appended has an invalid row: nothing of it is to be inserted."""
+
+
+async def _valid_batches(
+    checker: SheetChecker,
+) -> AsyncGenerator[list[study_service.SampleInput]]:
+    """The sheet's samples a chunk at a time, each chunk checked in a worker thread, for
+    ``insert_samples`` to insert (on PostgreSQL one while the next is checked). At the first
+    invalid row the rest of the sheet is checked (the report lists every error) and
+    ``_InvalidRowsError`` raised instead of another chunk; the chunks given before it are then
+    rolled back."""
+    while not checker.done:
+        samples = await anyio.to_thread.run_sync(checker.check_next)
+        if not checker.valid:
+            break
+        yield [(sample.values, sample.attributes) for sample in samples]
+    await anyio.to_thread.run_sync(checker.check_rest)
+    if not checker.finish().valid:
+        raise _InvalidRowsError
+
+
+def _outcome(
+    parsed: ParsedSheet,
+    checked: SheetReport,
+    mode: SheetMode,
+    created: int = 0,
+    replaced: int = 0,
+    *,
+    applied: bool = False,
+) -> SheetOutcome:
+    report = checked.as_dict()
+    report.update({"mode": mode.value, "created": created, "replaced": replaced})
+    return SheetOutcome(report, parsed, checked, applied=applied)
+
+
+async def _applied(
+    session: AsyncSession,
+    study: Study,
+    filename: str | None,
+    parsed: ParsedSheet,
+    checked: SheetReport,
+    mode: SheetMode,
+    created: int,
+    replaced: int,
+    actor: User,
+) -> SheetOutcome:
+    """The outcome of a sheet applied, with its audit event."""
+    study_service.record_event(
+        session,
+        study=study,
+        actor=actor,
+        action=EventAction.SHEET_IMPORTED,
+        detail={
+            "mode": mode.value,
+            "filename": filename,
+            "created": created,
+            "replaced": replaced,
+        },
+    )
+    await session.flush()
+    return _outcome(parsed, checked, mode, created, replaced, applied=True)
 
 
 async def annotated_report(outcome: SheetOutcome, *, format: ReportFormat) -> bytes:

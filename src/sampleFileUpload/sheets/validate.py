@@ -133,33 +133,90 @@ def validate_sheet(
 ) -> SheetReport:
     """Apply the checklist to every row, check sample_id uniqueness (ignoring case) within the
     sheet and flag samples identical in everything but sample_id, sample and description."""
-    report = SheetReport(
-        format=parsed.format,
-        row_count=len(parsed.rows),
-        max_issues=max_issues,
-        too_large=parsed.too_large,
-    )
-    for issue in parsed.errors:
-        report.add_error(issue.row, issue.column, issue.code, issue.message, issue.value)
-    for issue in parsed.warnings:
-        report.add_warning(issue.row, issue.column, issue.code, issue.message, issue.value)
-    if not parsed.headers:
-        return report
-    field_of = _map_headers(parsed, report)
-    _require_columns(parsed, report)
-    used = [(header, name) for header, name in field_of.items() if name != ""]
-    cell_problems = {
-        (issue.row, issue.column) for issue in parsed.errors if issue.code in _CELL_PROBLEMS
-    }
-    twins = _SampleTwins(report)
-    columns = ResolvedColumns(
-        [(name, header) for header, name in used], today=today, report_unknown=False
-    )
-    headers = [header for header, _ in used]
-    rows = parsed.rows
-    for start in range(0, len(rows), _CHUNK_ROWS):
-        chunk = rows[start : start + _CHUNK_ROWS]
-        checked = columns.check_columns(_cells(chunk, headers), attributes_key="attributes")
+    checker = SheetChecker(parsed, today=today, max_issues=max_issues)
+    checker.check_rest()
+    return checker.finish()
+
+
+class SheetChecker:
+    """:func:`validate_sheet` a chunk of rows at a time, so that a caller can use the rows
+    checked so far (insert them) while the next are checked. ``taken``: sample_ids already in
+    the study (ignoring case), each a ``SAMPLE_ID_TAKEN`` error. The report is complete, and
+    the same as the whole sheet's in one go, once :meth:`finish` has run: the taken sample_ids'
+    errors are added last, as :func:`flag_taken_sample_ids` adds them after a whole check."""
+
+    def __init__(
+        self,
+        parsed: ParsedSheet,
+        *,
+        today: date | None = None,
+        max_issues: int = DEFAULT_MAX_ISSUES,
+        taken: Iterable[str] = (),
+    ) -> None:
+        report = SheetReport(
+            format=parsed.format,
+            row_count=len(parsed.rows),
+            max_issues=max_issues,
+            too_large=parsed.too_large,
+        )
+        self.report = report
+        self._rows = parsed.rows if parsed.headers else []
+        self._next = 0
+        self._taken_keys = {sample_id.casefold() for sample_id in taken}
+        self._taken: list[SheetSample] = []
+        for issue in parsed.errors:
+            report.add_error(issue.row, issue.column, issue.code, issue.message, issue.value)
+        for issue in parsed.warnings:
+            report.add_warning(issue.row, issue.column, issue.code, issue.message, issue.value)
+        if not parsed.headers:
+            return
+        field_of = _map_headers(parsed, report)
+        _require_columns(parsed, report)
+        used = [(header, name) for header, name in field_of.items() if name != ""]
+        self._cell_problems = {
+            (issue.row, issue.column) for issue in parsed.errors if issue.code in _CELL_PROBLEMS
+        }
+        self._twins = _SampleTwins(report)
+        self._columns = ResolvedColumns(
+            [(name, header) for header, name in used], today=today, report_unknown=False
+        )
+        self._headers = [header for header, _ in used]
+
+    @property
+    def valid(self) -> bool:
+        """True while no error was found in the rows checked so far (nor before them)."""
+        return self.report.valid and not self._taken
+
+    @property
+    def done(self) -> bool:
+        """True once every row is checked."""
+        return self._next >= len(self._rows)
+
+    def check_next(self) -> list[SheetSample]:
+        """Check the next chunk of rows (``_CHUNK_ROWS``) and return its samples ([] when every
+        row is checked)."""
+        chunk = self._rows[self._next : self._next + _CHUNK_ROWS]
+        self._next += len(chunk)
+        return self._check(chunk) if chunk else []
+
+    def check_rest(self) -> None:
+        """Check every row not checked yet."""
+        while not self.done:
+            self.check_next()
+
+    def finish(self) -> SheetReport:
+        """The report, once every row is checked: the taken sample_ids' errors added."""
+        if not self.done:
+            raise RuntimeError("rows are left to check")
+        _add_taken_errors(self.report, self._taken)
+        self._taken = []
+        return self.report
+
+    def _check(self, chunk: Sequence[tuple[int, dict[str, str]]]) -> list[SheetSample]:
+        report, twins = self.report, self._twins
+        checked = self._columns.check_columns(
+            _cells(chunk, self._headers), attributes_key="attributes"
+        )
         numbers = [number for number, _ in chunk]
         repeats = twins.find(numbers, checked.values, checked.attributes)
         valid = [True] * len(chunk)
@@ -173,14 +230,17 @@ def validate_sheet(
                 checked.warnings.get(index, ()),
                 number,
                 row,
-                cell_problems,
+                self._cell_problems,
             )
             if index in repeats:
                 valid[index] = (
                     twins.add(number, checked.values[index], repeats[index]) and (valid[index])
                 )
-        report.samples.extend(map(SheetSample, numbers, checked.values, checked.attributes, valid))
-    return report
+        samples = list(map(SheetSample, numbers, checked.values, checked.attributes, valid))
+        report.samples.extend(samples)
+        if self._taken_keys:
+            self._taken.extend(_taken_samples(samples, self._taken_keys))
+        return samples
 
 
 # Rows checked at once, column by column: bounds the columns' copies the check makes.
@@ -357,17 +417,29 @@ def flag_taken_sample_ids(report: SheetReport, taken: Iterable[str]) -> None:
     """Add ``SAMPLE_ID_TAKEN`` errors for rows whose sample_id (ignoring case) is in ``taken``,
     e.g. the study's existing samples when appending."""
     taken_keys = {sample_id.casefold() for sample_id in taken}
-    if not taken_keys:
-        return  # a study without samples: nothing to look up, row by row
-    column = report.column_for("sample_id")
-    for sample in report.samples:
+    if taken_keys:  # a study without samples: nothing to look up, row by row
+        _add_taken_errors(report, _taken_samples(report.samples, taken_keys))
+
+
+def _taken_samples(samples: Iterable[SheetSample], taken_keys: set[str]) -> list[SheetSample]:
+    """The samples whose sample_id (ignoring case) is among ``taken_keys``, now invalid."""
+    found = []
+    for sample in samples:
         sample_id = sample.values.get("sample_id")
         if isinstance(sample_id, str) and sample_id.casefold() in taken_keys:
             sample.valid = False
-            report.add_error(
-                sample.row,
-                column,
-                SheetErrorCode.SAMPLE_ID_TAKEN,
-                f"sample_id {sample_id!r} is already in the study",
-                sample_id,
-            )
+            found.append(sample)
+    return found
+
+
+def _add_taken_errors(report: SheetReport, samples: Iterable[SheetSample]) -> None:
+    column = report.column_for("sample_id")
+    for sample in samples:
+        sample_id = sample.values["sample_id"]
+        report.add_error(
+            sample.row,
+            column,
+            SheetErrorCode.SAMPLE_ID_TAKEN,
+            f"sample_id {sample_id!r} is already in the study",
+            sample_id,
+        )

@@ -21,6 +21,7 @@ from src.sampleFileUpload.sheets.cells import column_letter, neutralise, unneutr
 from src.sampleFileUpload.sheets.constants import SheetErrorCode
 from src.sampleFileUpload.sheets.parse import ParsedSheet, parse_sheet
 from src.sampleFileUpload.sheets.validate import (
+    SheetChecker,
     SheetReport,
     flag_taken_sample_ids,
     validate_sheet,
@@ -638,3 +639,82 @@ def test_repeats_are_found_row_by_row_in_any_chunking(
     assert all(
         where in message for (_, _, message), (_, _, where) in zip(found, expected, strict=True)
     )
+
+
+# Errors of every kind a row can have (a bad value, an id repeated from another chunk, an id the
+# study has), warnings (a normalised value, a twin sample), spread over the chunks.
+_CHUNKED_SHEET = (
+    "Sample_ID,Organism,Sex,Biological_Repeat,Batch\n"
+    "S1,mouse,F,1,b1\n"
+    "S2,human,x,2,b2\n"
+    "T1,human,female,3,b3\n"
+    "S4,human,female,oops,b4\n"
+    "s1,human,female,5,b5\n"
+    "S6,mouse,F,1,b1\n"
+    "t2,human,male,7,b7\n"
+    "S8,human,male,8,b8\n"
+    "bad id,human,male,9,b9\n"
+)
+
+
+class TestChunkedCheck:
+    @pytest.mark.parametrize("chunk", [1, 2, 3, 4, 100])
+    @pytest.mark.parametrize("max_issues", [2, 100])
+    def test_a_chunk_at_a_time_gives_the_whole_sheet_s_report(
+        self, chunk: int, max_issues: int
+    ) -> None:
+        """The report of a check a chunk at a time, taken sample_ids and all, is the one the
+        whole sheet checked in one go and then flagged gives: the same errors and warnings in
+        the same order, the same kept first max_issues, the same samples."""
+        parsed = parse_sheet(_CHUNKED_SHEET.encode(), filename="s.csv")
+        taken = ["t1", "T2", "elsewhere"]
+        whole = validate_sheet(parsed, today=TODAY, max_issues=max_issues)
+        flag_taken_sample_ids(whole, taken)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(validate_module, "_CHUNK_ROWS", chunk)
+            checker = SheetChecker(parsed, today=TODAY, max_issues=max_issues, taken=taken)
+            chunks = []
+            while not checker.done:
+                chunks.append(checker.check_next())
+            assert checker.check_next() == []
+        assert [len(samples) for samples in chunks[:-1]] == [chunk] * (len(chunks) - 1)
+        assert [s.row for samples in chunks for s in samples] == list(range(2, 11))
+        assert checker.finish().as_dict() == whole.as_dict()
+        assert [s.valid for s in checker.report.samples] == [s.valid for s in whole.samples]
+        if max_issues > 2:  # every kind is there
+            assert {e.code for e in whole.errors} == {
+                ChecklistCode.INVALID_SEX,
+                ChecklistCode.INVALID_INTEGER,
+                SheetErrorCode.DUPLICATE_SAMPLE_ID,
+                ChecklistCode.INVALID_SAMPLE_ID,
+                SheetErrorCode.SAMPLE_ID_TAKEN,
+            }
+
+    def test_valid_turns_false_at_the_first_chunk_with_an_error(self) -> None:
+        parsed = parse_sheet(_CHUNKED_SHEET.encode(), filename="s.csv")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(validate_module, "_CHUNK_ROWS", 2)
+            checker = SheetChecker(parsed, taken=["T1"])
+            checker.check_next()  # rows 2-3: S1 and S2 (an unknown sex)
+            assert not checker.valid
+        parsed = parse_sheet(b"Sample_ID,Organism\nA,human\nB,human\nT1,human\n", filename="s.csv")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(validate_module, "_CHUNK_ROWS", 2)
+            checker = SheetChecker(parsed, taken=["t1"])
+            valid = []
+            for _ in range(2):  # then T1, taken: the error itself is added by finish()
+                checker.check_next()
+                valid.append(checker.valid)
+            assert valid == [True, False]
+            assert checker.report.errors == []
+        (error,) = checker.finish().errors
+        assert (error.row, error.code) == (4, SheetErrorCode.SAMPLE_ID_TAKEN)
+
+    def test_finish_before_every_row_is_checked_is_refused(self) -> None:
+        parsed = parse_sheet(b"Sample_ID,Organism\nA,human\nB,human\n", filename="s.csv")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(validate_module, "_CHUNK_ROWS", 1)
+            checker = SheetChecker(parsed)
+            checker.check_next()
+            with pytest.raises(RuntimeError):
+                checker.finish()

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openpyxl
@@ -22,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth.models import User
 from src.sampleFileUpload.config import SheetConfig
+from src.sampleFileUpload.sheets import validate as validate_module
+from src.study import bulk, counters
 from src.study.models import Sample, Study, StudyEvent
 from tests.study.factories import create_study
 
@@ -266,6 +269,133 @@ class TestApply:
         locked = await create_study(session, owner=owner, status=StudyStatus.IN_REVIEW)
         response = await upload(client, locked, headers, HEADER + "S1,x,,\n", mode="append")
         assert (response.status_code, response.json()["code"]) == (409, "STUDY_LOCKED")
+
+
+def spy_on_inserts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of rows of each bulk insert from now on."""
+    inserted: list[int] = []
+    insert_rows = bulk.insert_rows
+
+    async def counted(*args: Any, **kwargs: Any) -> int:
+        inserted.append(await insert_rows(*args, **kwargs))
+        return inserted[-1]
+
+    monkeypatch.setattr(bulk, "insert_rows", counted)
+    return inserted
+
+
+class TestChunkedAppend:
+    """An append checks the sheet a chunk of rows at a time and inserts each chunk while the
+    next is checked (here two rows a chunk): all rows or none, counted once, and the report of
+    a refused sheet is the whole sheet's."""
+
+    @pytest.fixture(autouse=True)
+    def two_rows_a_chunk(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(validate_module, "_CHUNK_ROWS", 2)
+
+    async def kept_and_stored(self, session: AsyncSession, study: Study) -> tuple[int, list[str]]:
+        session.expunge_all()
+        kept = await session.scalar(select(Study.sample_count).where(Study.id == study.id))
+        ids = await session.scalars(
+            select(Sample.sample_id).where(Sample.study_id == study.id).order_by(Sample.created_at)
+        )
+        assert await counters.find_drift(session) == []
+        return kept or 0, list(ids.all())
+
+    async def test_every_chunk_is_inserted_in_the_sheet_s_order_and_counted_once(
+        self,
+        client: httpx.AsyncClient,
+        headers: dict[str, str],
+        session: AsyncSession,
+        study: Study,
+    ) -> None:
+        await upload(client, study, headers, HEADER + "KEEP,x,,\n", mode="append")
+        names = [f"N{n}" for n in range(7, 0, -1)]
+        rows = "".join(f"{name},Mus musculus,female,liver {name}\n" for name in names)
+        response = await upload(client, study, headers, HEADER + rows, mode="append")
+        assert response.status_code == 201, response.text
+        assert response.json()["created"] == 7
+        assert [s["sample_id"] for s in response.json()["samples"]] == names
+        assert await self.kept_and_stored(session, study) == (8, ["KEEP", *names])
+
+    @pytest.mark.parametrize("report", [None, "csv"])
+    async def test_an_error_in_the_last_chunk_leaves_the_study_unchanged(
+        self,
+        client: httpx.AsyncClient,
+        headers: dict[str, str],
+        session: AsyncSession,
+        study: Study,
+        report: str | None,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        # With ?report= the route answers the 422 itself and the request's transaction commits:
+        # the chunks inserted before the bad row are undone by the import, not by the request.
+        await upload(client, study, headers, HEADER + "KEEP,x,,\n", mode="append")
+        inserted = spy_on_inserts(monkeypatch)
+        rows = "".join(f"N{n},Mus musculus,female,liver {n}\n" for n in range(6))
+        sheet = HEADER + rows + "BAD ID,Mus musculus,,\nN9,Mus musculus,unknown sex,\n"
+        options = {"report": report} if report else {}
+        response = await upload(client, study, headers, sheet, mode="append", **options)
+        assert response.status_code == 422
+        assert inserted == [2, 2, 2]  # the first three chunks went in before the fourth's check
+        assert await self.kept_and_stored(session, study) == (1, ["KEEP"])
+        if report:
+            return
+        validated = await upload(client, study, headers, sheet)
+        assert response.json()["report"] == {**validated.json(), "mode": "append"}
+        assert [(e["row"], e["code"]) for e in response.json()["errors"]] == [
+            (8, "INVALID_SAMPLE_ID"),
+            (9, "INVALID_SEX"),
+        ]
+
+    async def test_a_sample_id_repeated_in_a_later_chunk_inserts_nothing(
+        self,
+        client: httpx.AsyncClient,
+        headers: dict[str, str],
+        session: AsyncSession,
+        study: Study,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        inserted = spy_on_inserts(monkeypatch)
+        rows = "".join(f"N{n},Mus musculus,female,liver {n}\n" for n in range(6))
+        response = await upload(
+            client, study, headers, HEADER + rows + "n1,Mus musculus,male,\n", mode="append"
+        )
+        assert response.status_code == 422
+        (error,) = response.json()["errors"]
+        assert (error["row"], error["column"], error["code"]) == (
+            8,
+            "Sample_ID",
+            "DUPLICATE_SAMPLE_ID",
+        )
+        assert "row 3" in error["message"]
+        assert inserted == [2, 2, 2]
+        assert await self.kept_and_stored(session, study) == (0, [])
+
+    async def test_a_taken_sample_id_in_a_later_chunk_inserts_nothing(
+        self,
+        client: httpx.AsyncClient,
+        headers: dict[str, str],
+        session: AsyncSession,
+        study: Study,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        await upload(client, study, headers, HEADER + "KEEP,x,,\nT5,x,,\n", mode="append")
+        inserted = spy_on_inserts(monkeypatch)
+        rows = "".join(f"N{n},Mus musculus,female,liver {n}\n" for n in range(5))
+        response = await upload(
+            client, study, headers, HEADER + rows + "t5,Mus musculus,,\n", mode="append"
+        )
+        assert response.status_code == 422
+        assert [(e["row"], e["code"]) for e in response.json()["errors"]] == [
+            (7, "SAMPLE_ID_TAKEN")
+        ]
+        assert inserted == [2, 2]
+        assert [s["sample_id"] for s in response.json()["report"]["samples"]] == [
+            *(f"N{n}" for n in range(5)),
+            "t5",
+        ]
+        assert await self.kept_and_stored(session, study) == (2, ["KEEP", "T5"])
 
 
 class TestLimits:
