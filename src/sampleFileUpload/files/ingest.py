@@ -2,15 +2,15 @@
 FASTQ report out, with memory bounded by a few blocks whatever the file size.
 
 The body is re-cut into blocks of about ``block_size`` bytes. While the next block is being
-received, the current one is written to storage and hashed (MD5 and SHA-256, plus any per-chunk
-digest tus asks for) in a worker thread, and queued on the file's validation lane: a thread that
-hands blocks in order to the ``FastqValidator``, which runs in a worker process
-(``fastq_workers.py``) and may fall up to ``VALIDATION_LAG`` blocks behind. The validator is the
-slowest stage, so it is the one that never waits: receiving, writing and hashing run ahead of it,
-and a pause in the body (between two tus PATCHes, say) is spent validating the backlog instead
-of idling. hashlib releases the GIL and the validator is in another process, so the event loop
-stays free and both cores are used. Memory stays bounded: a block being received, one being
-written and hashed, and at most ``VALIDATION_LAG`` waiting for the validator.
+received, the current one is written to storage (and hashed for any per-chunk digest tus asks
+for, in a worker thread) and queued on the file's lane: a thread that hands blocks in order to
+the ``FastqValidator``, which runs in a worker process (``fastq_workers.py``), and hashes each
+one (MD5 and SHA-256) while the worker validates it. The lane may fall up to ``VALIDATION_LAG``
+blocks behind: receiving and writing run ahead of it, and a pause in the body (between two tus
+PATCHes, say) is spent hashing and validating the backlog, on both cores, instead of idling.
+hashlib releases the GIL and the validator is in another process, so the event loop stays free.
+Memory stays bounded: a block being received, one being written, and at most
+``VALIDATION_LAG`` waiting for the lane.
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ if TYPE_CHECKING:
 
 Block = bytes | bytearray
 HASH_ALGORITHMS = ("md5", "sha1", "sha256")
-# Blocks the validator may have queued behind the hashes: at 10-25 ms of validation per MiB
-# block, enough to cover the pause between two tus PATCHes (20-40 ms), and only 4 MiB of memory.
+# Blocks the lane (validator, then hashes) may have queued behind the writes: at 10-25 ms of
+# validation per MiB block, enough to cover much of the pause between two tus PATCHes (20-40 ms),
+# and only 4 MiB of memory.
 VALIDATION_LAG = 4
 
 
@@ -61,6 +62,8 @@ class Ingested:
 class ValidationLane:
     """Feeds blocks to one :class:`Validation` in order, on a thread of its own, letting it fall
     up to ``lag`` blocks behind the caller (``submit`` waits only when it is further behind).
+    The same thread updates ``hashes`` with each block once the worker has taken it, so the
+    hashing overlaps the validation of the same block.
 
     The lane outlives a request: a tus upload's digest keeps it between PATCHes, so validation
     of one chunk's tail overlaps the next chunk's arrival. If a wait is cancelled, blocks may
@@ -68,9 +71,12 @@ class ValidationLane:
     ``close`` drops what is queued, discards the validation and stops the thread.
     """
 
-    def __init__(self, validation: Validation, lag: int = VALIDATION_LAG) -> None:
+    def __init__(
+        self, validation: Validation, lag: int = VALIDATION_LAG, hashes: tuple[Any, ...] = ()
+    ) -> None:
         self.validation = validation
         self.lag = lag
+        self.hashes = hashes
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastq-lane")
         self._pending: deque[Future[None]] = deque()
         self._broken = False
@@ -90,12 +96,18 @@ class ValidationLane:
     async def submit(self, block: Block) -> None:
         if self._broken:
             raise ValidationLaneBrokenError
-        self._pending.append(self._executor.submit(self.validation.feed, block))
+        self._pending.append(self._executor.submit(self._take, block))
         while len(self._pending) > self.lag or (self._pending and self._pending[0].done()):
             await self._wait_oldest()
 
+    def _take(self, block: Block) -> None:
+        self.validation.feed(block)
+        for running in self.hashes:
+            running.update(block)
+
     async def drain(self) -> None:
-        """Wait until the validator has taken every block submitted so far."""
+        """Wait until the validator has taken, and the hashes have had, every block submitted
+        so far."""
         if self._broken:
             raise ValidationLaneBrokenError
         while self._pending:
@@ -148,25 +160,22 @@ class FileDigest:
             raise ValidatorUnavailableError from exc
         self.md5 = new_hash("md5")
         self.sha256 = new_hash("sha256")
-        self.lane = ValidationLane(validation)
+        self.lane = ValidationLane(validation, hashes=(self.md5, self.sha256))
         self.size = 0
 
-    def _hash(self, block: Block, extra: tuple[Any, ...]) -> None:
-        self.md5.update(block)
-        self.sha256.update(block)
-        for digest in extra:
-            digest.update(block)
-
     async def update(self, block: Block, extra: tuple[Any, ...] = ()) -> None:
-        """Hash ``block`` in a worker thread and queue it for the validator."""
+        """Queue ``block`` for the lane (validator and whole-file hashes); the ``extra`` digests
+        (a tus chunk's checksum, needed before the chunk is answered) are updated at once, in a
+        worker thread."""
         if not block:
             return
         await self.lane.submit(block)
-        await anyio.to_thread.run_sync(self._hash, block, extra)
+        if extra:
+            await anyio.to_thread.run_sync(_update_all, extra, block)
         self.size += len(block)
 
     async def drain(self) -> None:
-        """Wait until the validator has caught up with every block fed so far."""
+        """Wait until the validator and the hashes have caught up with every block fed so far."""
         await self.lane.drain()
 
     async def finish(self) -> Ingested:
@@ -189,9 +198,15 @@ class FileDigest:
         self.close()
 
 
+def _update_all(hashes: tuple[Any, ...], block: Block) -> None:
+    for running in hashes:
+        running.update(block)
+
+
 class BodyInterrupted(Exception):  # noqa: N818 - an event, not a bug
     """The body stopped before its end (the client went away); ``consumed`` bytes of it were
-    fully processed (stored, hashed and validated) before that."""
+    fully processed (stored, and queued in order for the hashes and the validator) before
+    that."""
 
     def __init__(self) -> None:
         super().__init__("the request body was interrupted")

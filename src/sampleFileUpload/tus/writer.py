@@ -76,9 +76,9 @@ TARGET_REFUSALS = (StudyNotFoundError, ForbiddenError, StudyLockedError, SampleN
 class DigestCache:
     """Digests of uploads this process served, so the next chunk need not re-read storage.
 
-    A cached digest's validator may still be working through the end of the previous chunk;
+    A cached digest's lane may still be hashing and validating the end of the previous chunk;
     the next PATCH queues behind it. The cache owns what it holds: a digest it drops (evicted,
-    or found at the wrong offset) is closed, which stops its validator thread."""
+    or found at the wrong offset) is closed, which stops its lane's thread."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity

@@ -6,11 +6,13 @@ answers when its worker dies (503, nothing kept; tus resumes from the stored byt
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import os
 import signal
 import threading
 from collections.abc import AsyncIterator, Iterator
+from typing import cast
 
 import anyio
 import anyio.to_thread
@@ -199,6 +201,16 @@ class _Gated:
         self.discarded.set()
 
 
+class _GatedWorkers:
+    """Stands in for FastqWorkers: every lane it opens is ``gated``."""
+
+    def __init__(self, gated: _Gated) -> None:
+        self.gated = gated
+
+    def open(self) -> _Gated:
+        return self.gated
+
+
 class TestValidationLane:
     async def test_submit_runs_ahead_of_the_validator_by_the_lag(self) -> None:
         gated = _Gated()
@@ -242,6 +254,39 @@ class TestValidationLane:
         assert len(gated.fed) <= 2
         with pytest.raises(ValidationLaneBrokenError):
             await lane.submit(b"x")
+
+    async def test_the_lane_hashes_each_block_once_the_validator_took_it(self) -> None:
+        gated = _Gated()
+        running_md5, running_sha256 = hashlib.md5(), hashlib.sha256()
+        lane = ValidationLane(gated, lag=8, hashes=(running_md5, running_sha256))
+        data = records(30)
+        parts = list(pieces(data, 1000))
+        for piece in parts:
+            await lane.submit(piece)
+        assert running_md5.hexdigest() == md5(b"")  # the validator has taken nothing yet
+        for _ in parts:
+            gated.allowed.release()
+        await lane.drain()
+        assert (running_md5.hexdigest(), running_sha256.hexdigest()) == (md5(data), sha256(data))
+        assert await lane.finish() == in_process(data)
+
+    async def test_a_chunk_checksum_is_complete_when_update_returns(self) -> None:
+        """A tus chunk's Upload-Checksum is compared before the chunk is answered, so its digest
+        may not lag behind with the whole-file hashes."""
+        gated = _Gated()
+        digest = FileDigest(cast(FastqWorkers, _GatedWorkers(gated)))
+        data = records(20)
+        chunk_md5 = hashlib.md5()
+        await digest.update(data, extra=(chunk_md5,))
+        assert chunk_md5.hexdigest() == md5(data)
+        assert digest.size == len(data)
+        gated.allowed.release()
+        ingested = await digest.finish()
+        assert (ingested.md5, ingested.sha256, ingested.report) == (
+            md5(data),
+            sha256(data),
+            in_process(data),
+        )
 
     async def test_a_dead_worker_is_a_503(self, workers: FastqWorkers) -> None:
         digest = FileDigest(workers)
