@@ -15,6 +15,13 @@ is written out, to show what (if anything) still grows.
         --markdown docs/benchmarks/growth.md
 
 The scratch database (``mosaic_growth_<random>``) is dropped at the end unless ``--keep``.
+Two kept databases, a small and a large one, can then be measured interleaved, which is how the
+ratio of the "flat" goals is read on a shared machine (each endpoint asked of one, then the other,
+in every round):
+
+    .venv/bin/python bench/bench_growth.py --sizes 1000 --keep
+    .venv/bin/python bench/bench_growth.py --sizes 1000000 --keep
+    .venv/bin/python bench/bench_growth.py --compare SMALL_URL LARGE_URL --rounds 40
 """
 
 from __future__ import annotations
@@ -256,39 +263,70 @@ class Timing:
         return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+@dataclass
+class Target:
+    """One database measured: its size (the number of studies), settings and users."""
+
+    size: int
+    settings: Any
+    users: Users
+
+
 async def measure_size(
     settings: Any, users: Users, size: int, *, rounds: int, warmup: int
 ) -> tuple[dict[str, Timing], dict[str, list[tuple[str, Any]]]]:
-    chosen = endpoints()
-    timings = {endpoint.name: Timing() for endpoint in chosen}
-    captured: dict[str, list[tuple[str, Any]]] = {}
-    token = encode_access_token(
-        user_id=users.big_owner, secret=settings.jwt_secret, config=AuthConfig()
+    timings, captured = await measure_interleaved(
+        [Target(size, settings, users)], rounds=rounds, warmup=warmup
     )
-    headers = {"anonymous": {}, "owner": {"Authorization": f"Bearer {token}"}}
-    rng = random.Random(size)
-    async with running_app(settings) as (app, client, log):
-        # Under traffic (a call at least every STATS_MAX_AGE_SECONDS), calls are answered from
-        # the kept copy and one per window recounts: the two rows measure each path. (Rounds
-        # here can take longer than the default 5 s, so the kept row keeps it for a minute.)
-        kept = PublicStatsCache(max_age=60)
-        recount = PublicStatsCache(max_age=0)
+    return timings[0], captured[0]
+
+
+async def measure_interleaved(
+    targets: list[Target], *, rounds: int, warmup: int
+) -> tuple[list[dict[str, Timing]], list[dict[str, list[tuple[str, Any]]]]]:
+    """Every endpoint against every target, one request at a time: in each round each endpoint
+    is asked of each target in turn (the order of the targets alternating from round to round),
+    so the targets' timings share the machine's moments and their ratio is not the load's."""
+    chosen = endpoints()
+    timings = [{endpoint.name: Timing() for endpoint in chosen} for _ in targets]
+    captured: list[dict[str, list[tuple[str, Any]]]] = [{} for _ in targets]
+    async with contextlib.AsyncExitStack() as stack:
+        running = []
+        for target in targets:
+            app, client, log = await stack.enter_async_context(running_app(target.settings))
+            token = encode_access_token(
+                user_id=target.users.big_owner,
+                secret=target.settings.jwt_secret,
+                config=AuthConfig(),
+            )
+            headers = {"anonymous": {}, "owner": {"Authorization": f"Bearer {token}"}}
+            # Under traffic (a call at least every STATS_MAX_AGE_SECONDS), calls are answered
+            # from the kept copy and one per window recounts: the two rows measure each path.
+            # (Rounds here can take longer than the default 5 s: the kept row keeps a minute.)
+            stats = {"kept": PublicStatsCache(max_age=60), "recount": PublicStatsCache(max_age=0)}
+            running.append((app, client, log, headers, stats, random.Random(target.size)))
         for index in range(warmup + rounds):
+            order = list(range(len(targets)))
+            if index % 2:
+                order.reverse()
             for endpoint in chosen:
-                app.state.public_stats = recount if "recounted" in endpoint.name else kept
-                path = endpoint.path(rng, size)
-                log.reset()
-                log.active = index == warmup + rounds - 1
-                start = time.perf_counter()
-                response = await client.get(path, headers=headers[endpoint.who])
-                elapsed = (time.perf_counter() - start) * 1000
-                log.active = False
-                if response.status_code != 200:
-                    raise RuntimeError(f"{path}: {response.status_code} {response.text[:300]}")
-                if index >= warmup:
-                    timings[endpoint.name].samples.append(elapsed)
-                if log.statements:
-                    captured[endpoint.name] = list(log.statements)
+                for number in order:
+                    app, client, log, headers, stats, rng = running[number]
+                    recounted = "recounted" in endpoint.name
+                    app.state.public_stats = stats["recount" if recounted else "kept"]
+                    path = endpoint.path(rng, targets[number].size)
+                    log.reset()
+                    log.active = index == warmup + rounds - 1
+                    start = time.perf_counter()
+                    response = await client.get(path, headers=headers[endpoint.who])
+                    elapsed = (time.perf_counter() - start) * 1000
+                    log.active = False
+                    if response.status_code != 200:
+                        raise RuntimeError(f"{path}: {response.status_code} {response.text[:300]}")
+                    if index >= warmup:
+                        timings[number][endpoint.name].samples.append(elapsed)
+                    if log.statements:
+                        captured[number][endpoint.name] = list(log.statements)
     return timings, captured
 
 
@@ -385,17 +423,71 @@ def parse_args() -> argparse.Namespace:
         metavar="URL",
         help="measure a database kept by an earlier --keep run (its last size) without seeding",
     )
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        default=None,
+        metavar=("SMALL_URL", "LARGE_URL"),
+        help="measure two databases kept by --keep runs interleaved, and their ratio",
+    )
     return parser.parse_args()
+
+
+async def kept_database(url: str) -> tuple[int, Users]:
+    """The size of a database kept by an earlier --keep run, and its big owner."""
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    size = await connection.fetchval("SELECT count(*) FROM study")
+    owner = await connection.fetchval("SELECT owner_id FROM study WHERE accession = 'MOSAIC-0001'")
+    await connection.close()
+    return size, Users(owner, [])
+
+
+async def compare(args: argparse.Namespace) -> None:
+    """Two kept databases, a small and a large one, measured interleaved (measure_interleaved):
+    for each endpoint the large one's p50 over the small one's, and the spread of the ratio
+    round by round."""
+    small_url, large_url = args.compare
+    with tempfile.TemporaryDirectory() as data_dir:
+        targets = []
+        for number, url in enumerate((small_url, large_url)):
+            size, users = await kept_database(url)
+            directory = Path(data_dir) / str(number)
+            directory.mkdir()
+            targets.append(Target(size, settings_for(url, directory), users))
+        load_before = load_average()
+        timings, _ = await measure_interleaved(targets, rounds=args.rounds, warmup=args.warmup)
+        load_after = load_average()
+    small, large = targets[0].size, targets[1].size
+    lines = [
+        f"- {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} vCPUs ({cpu_model()}); "
+        f"load before / after: {load_before} / {load_after}.",
+        f"- Command: `.venv/bin/python bench/bench_growth.py --compare SMALL LARGE --rounds "
+        f"{args.rounds}`: two databases kept by `--keep` runs ({small:,} and {large:,} studies), "
+        "each endpoint asked of one then the other in every round (the order alternating).",
+        "",
+        f"| endpoint | goal | {small:,}: p50 ms | {large:,}: p50 ms | ratio of p50s | "
+        "ratio per round: median (min-max) |",
+        "|---|---|---|---|---|---|",
+    ]
+    goals = {endpoint.name: endpoint.goal for endpoint in endpoints()}
+    for name, timing in timings[0].items():
+        other = timings[1][name]
+        ratios = sorted(b / a for a, b in zip(timing.samples, other.samples, strict=True))
+        lines.append(
+            f"| {name} | {goals[name]} | {timing.p(0.5):.1f} | {other.p(0.5):.1f} | "
+            f"{other.p(0.5) / timing.p(0.5):.2f}x | {statistics.median(ratios):.2f}x "
+            f"({ratios[0]:.2f}-{ratios[-1]:.2f}) |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text)
 
 
 async def measure_only(args: argparse.Namespace) -> None:
     """Measure a kept database again at the size it has (after a code change, say)."""
     url = args.measure_only
-    connection = await asyncpg.connect(asyncpg_dsn(url))
-    size = await connection.fetchval("SELECT count(*) FROM study")
-    owner = await connection.fetchval("SELECT owner_id FROM study WHERE accession = 'MOSAIC-0001'")
-    await connection.close()
-    users = Users(owner, [])
+    size, users = await kept_database(url)
     engine = create_engine(url)
     with tempfile.TemporaryDirectory() as data_dir:
         settings = settings_for(url, Path(data_dir))
@@ -413,6 +505,9 @@ async def measure_only(args: argparse.Namespace) -> None:
 
 async def main() -> None:
     args = parse_args()
+    if args.compare:
+        await compare(args)
+        return
     if args.measure_only:
         await measure_only(args)
         return
