@@ -232,6 +232,20 @@ def endpoints() -> list[Endpoint]:
             lambda r, s: f"{API}/studies?q=ch",
             "< 100 ms",
         ),
+        # Terms between rare and common: an author (surname and initial, in about 0.6% of the
+        # studies) and a surname (in about 15%).
+        Endpoint(
+            "search an author (okafor b.)",
+            "anonymous",
+            lambda r, s: f"{API}/studies?q=okafor%20b.",
+            "reported",
+        ),
+        Endpoint(
+            "search a surname (haddad)",
+            "anonymous",
+            lambda r, s: f"{API}/studies?q=haddad",
+            "reported",
+        ),
         Endpoint(
             f"search common term ({COMMON_TERM}), exact_total=true",
             "anonymous",
@@ -377,7 +391,7 @@ def markdown(
         "owner, the rest to 1,000 other users. `public /stats` is answered from its kept "
         "copy (what every call but one per STATS_MAX_AGE_SECONDS window gets), the next row "
         "recounts on every call (what that one call pays).",
-        "- A search counts its matches up to SEARCH_TOTAL_LIMIT (10,000) and says "
+        "- A search counts its matches up to SEARCH_TOTAL_LIMIT (1,000) and says "
         "`total_exact: false` past it; the `exact_total=true` row counts every match.",
         "- Load average (1, 5, 15 min) at each size: "
         + "; ".join(f"{size:,}: {loads[size]}" for size in sizes)

@@ -15,4 +15,4 @@ class StudyConfig(BaseSettings):
     accession_prefix: str = Field(default="MOSAIC", pattern=r"^[A-Z][A-Z0-9]{0,15}$")
     # A search (``q``) counts its matches up to this many; past it the page's total is this
     # number, marked ``total_exact: false``, unless the caller asks for ``exact_total``.
-    search_total_limit: int = Field(default=10_000, ge=1)
+    search_total_limit: int = Field(default=1_000, ge=1)
